@@ -1,0 +1,33 @@
+"""MARC's exception tree.
+
+Every error a user can cause or meet derives from :class:`MarcError`; each subsystem owns its
+subclasses. Messages name the file or value involved and say what to do, so the CLI can print
+``str(err)`` as one line on stderr without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class MarcError(Exception):
+    """Base class of every error MARC raises on purpose."""
+
+
+class ConfigError(MarcError):
+    """A setting (``MARC_*`` variable, ``.env`` or argument) is invalid."""
+
+
+class MediaError(MarcError):
+    """A file could not be opened, probed or decoded as a video."""
+
+    def __init__(self, path: object, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class StoreError(MarcError):
+    """The vector store or the catalog failed or is unreachable."""
+
+
+class ModelError(MarcError):
+    """A model could not be loaded or run (missing checkpoint, hub unreachable, ...)."""

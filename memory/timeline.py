@@ -1,0 +1,52 @@
+"""Time in MARC is one type: :class:`Span`, seconds as floats plus the video's frame rate.
+
+Events, search hits and citations all carry a ``Span``; frame numbers are derived from it at the
+boundary (``span.start_frame``), never stored beside it as a second truth.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A half-open interval ``[start_s, end_s)`` of a video with frame rate ``fps``."""
+
+    start_s: float
+    end_s: float
+    fps: float
+
+    def __post_init__(self) -> None:
+        if not (self.fps > 0 and math.isfinite(self.fps)):
+            raise ValueError(f"fps must be a positive number, got {self.fps!r}")
+        if not (0 <= self.start_s <= self.end_s):
+            raise ValueError(f"need 0 <= start_s <= end_s, got {self.start_s!r}, {self.end_s!r}")
+
+    @classmethod
+    def from_frames(cls, start_frame: int, end_frame: int, fps: float) -> Span:
+        """The span of frames ``[start_frame, end_frame)``."""
+        return cls(start_frame / fps, end_frame / fps, fps)
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+    @property
+    def start_frame(self) -> int:
+        return round(self.start_s * self.fps)
+
+    @property
+    def end_frame(self) -> int:
+        return round(self.end_s * self.fps)
+
+    def at(self, origin: datetime) -> tuple[datetime, datetime]:
+        """Absolute ``(start_at, end_at)`` for a recording that started at ``origin``."""
+        return origin + timedelta(seconds=self.start_s), origin + timedelta(seconds=self.end_s)
+
+    def sample_times(self, n: int) -> list[float]:
+        """``n`` times spread evenly inside the span: the centres of ``n`` equal slices."""
+        step = self.duration_s / n
+        return [self.start_s + (i + 0.5) * step for i in range(n)]
