@@ -1,0 +1,107 @@
+"""Opening the catalog: engine set-up per backend and the Alembic upgrade to the current schema."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from marc.memory.catalog.models import Event, Video
+from marc.memory.errors import StoreError
+
+_ALEMBIC_INI = Path(__file__).with_name("alembic.ini")
+
+
+def _alembic_config() -> Config:
+    cfg = Config(str(_ALEMBIC_INI))
+    cfg.set_main_option("script_location", str(_ALEMBIC_INI.parent / "migrations"))
+    return cfg
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the catalog's schema to ``revision`` (idempotent)."""
+    cfg = _alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL: readers (marc status, search) never block the ingest writer; a crash never corrupts.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+class Catalog:
+    """A connection to the catalog database at ``url``; the schema is upgraded on open."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            u = make_url(url)
+            if u.get_backend_name() == "sqlite" and u.database not in (None, "", ":memory:"):
+                Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+            self.engine = create_engine(u, pool_pre_ping=True)
+            if u.get_backend_name() == "sqlite":
+                event.listen(self.engine, "connect", _sqlite_pragmas)
+            upgrade(self.engine)
+        except SQLAlchemyError as e:
+            raise StoreError(f"catalog at {self._safe_url()} is unusable: {_first_line(e)}") from e
+        except ModuleNotFoundError as e:
+            raise StoreError(f"catalog at {self._safe_url()}: driver missing ({e.name})") from e
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def _safe_url(self) -> str:
+        try:
+            return make_url(self.url).render_as_string(hide_password=True)
+        except Exception:
+            return self.url
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session whose work commits at the end of the block, or rolls back on error."""
+        with self._sessions() as s:
+            try:
+                yield s
+                s.commit()
+            except SQLAlchemyError as e:
+                s.rollback()
+                raise StoreError(f"catalog at {self._safe_url()}: {_first_line(e)}") from e
+            except BaseException:
+                s.rollback()
+                raise
+
+    def counts(self) -> dict[str, int]:
+        """``videos`` (ingested), ``events`` and ``failed`` (files that could not be ingested)."""
+        with self.session() as s:
+            videos = s.scalar(select(func.count()).select_from(Video).where(Video.status == "done"))
+            failed = s.scalar(select(func.count()).select_from(Video).where(Video.status == "failed"))
+            events = s.scalar(
+                select(func.count()).select_from(Event).join(Video).where(Video.status == "done")
+            )
+        return {"videos": videos or 0, "events": events or 0, "failed": failed or 0}
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(getattr(e, "orig", None) or e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
