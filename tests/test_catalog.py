@@ -1,0 +1,64 @@
+"""The SQL catalog on SQLite and on the machine's PostgreSQL: schema, time zones, counts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from marc.memory.catalog import Base, Catalog, Event, Video
+from marc.memory.errors import StoreError
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def catalog(request, tmp_path):
+    url = f"sqlite:///{tmp_path / 'c.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    with Catalog(url) as c:
+        if request.param == "postgresql":  # the session database is shared by the tests: start empty
+            with c.session() as s:
+                s.execute(sa.delete(Event))
+                s.execute(sa.delete(Video))
+        yield c
+
+
+def test_migrations_create_exactly_the_models_schema(catalog: Catalog):
+    with catalog.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0001"
+    Catalog(catalog.url).close()  # opening again is a no-op upgrade
+
+
+def test_times_come_back_as_the_same_utc_instant(catalog: Catalog):
+    cet = timezone(timedelta(hours=1))
+    t = datetime(2024, 1, 31, 23, 59, 59, 250000, tzinfo=cet)
+    with catalog.session() as s:
+        s.add(Video(id="v1", fingerprint="f1", path="/x.mp4", status="done", recorded_at=t))
+        s.add(Event(id="e1", video_id="v1", index=0, start_s=0, end_s=1, start_at=t, end_at=t, boundary="start"))
+    with catalog.session() as s:
+        got = s.get(Video, "v1").recorded_at
+    assert got == t and got.tzinfo is not None and got.utcoffset() == timedelta(0)
+    assert catalog.counts() == {"videos": 1, "events": 1, "failed": 0}
+
+
+def test_naive_times_are_refused(catalog: Catalog):
+    with pytest.raises((ValueError, StoreError)), catalog.session() as s:
+        s.add(Video(id="v2", path="/y.mp4", recorded_at=datetime(2024, 1, 1)))
+        s.flush()
+
+
+def test_failed_rows_count_separately_and_rollback_keeps_data(catalog: Catalog):
+    with catalog.session() as s:
+        s.add(Video(id="ok", fingerprint="a", path="/a", status="done", recorded_at=datetime.now(UTC)))
+        s.add(Video(id="bad", fingerprint="b", path="/b", status="failed", error="not a video"))
+    with pytest.raises(StoreError), catalog.session() as s:
+        s.add(Video(id="dup", fingerprint="a", path="/c", status="done"))  # same content twice
+    assert catalog.counts() == {"videos": 1, "events": 0, "failed": 1}
+
+
+def test_unreachable_database_is_a_one_line_store_error():
+    with pytest.raises(StoreError) as e:
+        Catalog("postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=2")
+    assert "127.0.0.1:9" in str(e.value) and "\n" not in str(e.value)
