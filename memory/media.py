@@ -1,0 +1,334 @@
+"""Decode a video once for the whole ingest: TransNetV2 frames and encoder samples in one pass.
+
+:func:`decode` runs exactly one ffmpeg process per file. Its filter graph makes the video
+constant-rate (frame ``i`` is at ``i / fps`` seconds), splits it, and writes two raw RGB streams
+at once, read concurrently by two threads:
+
+- ``small``: every frame squashed to 48x27, what TransNetV2 consumes;
+- ``samples``: the frames nearest to ``k / sample_fps`` seconds, resized so the short side is
+  ``image_size`` and centre-cropped to a square (CLIP's ``Resize`` + ``CenterCrop``), what the
+  image encoder consumes.
+
+Times are seconds from the first decoded frame. A stream larger than ``spill_bytes`` goes to a
+memory-mapped temp file instead of RAM. Probing (:func:`probe`, :class:`VideoInfo`) lives in
+:mod:`marc.memory.probe` and is re-exported here.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import math
+import os
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import BinaryIO
+
+import ffmpeg  # ffmpeg-python: builds the filter graph; we run the process ourselves
+import numpy as np
+
+from marc.memory.errors import MediaError
+from marc.memory.probe import (
+    SNIFF_BYTES,
+    VideoInfo,
+    exact_rate,
+    ffmpeg_exe,
+    ffmpeg_problem,
+    ffmpeg_source,
+    ffmpeg_url,
+    looks_like_video,
+    probe,
+)
+
+__all__ = [
+    "SNIFF_BYTES",
+    "Decoded",
+    "VideoInfo",
+    "decode",
+    "ffmpeg_exe",
+    "ffmpeg_source",
+    "looks_like_video",
+    "probe",
+    "sample_frames",
+]
+
+#: TransNetV2's input frame size, (height, width).
+SMALL_HW = (27, 48)
+#: Above this many bytes a decoded stream is written to a memory-mapped temp file instead of RAM.
+SPILL_BYTES = 256 << 20
+#: A decode that yields less than this share of the container duration (and misses more than
+#: ``_TRUNCATED_MIN_S`` seconds) is reported as truncated.
+_TRUNCATED_SHARE, _TRUNCATED_MIN_S = 0.9, 1.0
+# Decoder threads. Ingest decodes a file before it segments and embeds it, so use the cores
+# (2 vs 1 thread: ~1200 vs ~1000 frames/s on 640x360 H.264, 2 cores; "auto" was slower).
+_THREADS = min(os.cpu_count() or 2, 8)
+
+
+class _FrameSink:
+    """Collects one raw frame stream: a growing RAM buffer, spilled to a memmap when large."""
+
+    def __init__(
+        self, frame_shape: tuple[int, ...], expect: int, spill_bytes: int, tmp_dir: Path | None
+    ) -> None:
+        self.shape = frame_shape
+        self.frame_bytes = math.prod(frame_shape)
+        self.spill_bytes, self.tmp_dir = spill_bytes, tmp_dir
+        cap = min(max(expect, 16) * self.frame_bytes, spill_bytes)
+        self.buf = np.empty(cap, np.uint8)
+        self.n = 0
+        self.file: BinaryIO | None = None
+        self.error: BaseException | None = None
+
+    def drain(self, src: BinaryIO) -> None:
+        chunk = memoryview(bytearray(1 << 20))
+        while k := src.readinto(chunk):
+            self._append(chunk[:k])
+
+    def _append(self, data: memoryview) -> None:
+        end = self.n + len(data)
+        if self.file is None and end > self.spill_bytes:
+            if self.tmp_dir is not None:
+                self.tmp_dir.mkdir(parents=True, exist_ok=True)
+            self.file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in array()
+                dir=self.tmp_dir, prefix="marc-frames-", suffix=".u8", delete=False
+            )
+            self.file.write(self.buf[: self.n].data)
+            self.buf = np.empty(0, np.uint8)
+        if self.file is not None:
+            self.file.write(data)
+        else:
+            if end > len(self.buf):
+                self.buf = np.resize(self.buf, min(max(2 * len(self.buf), end), self.spill_bytes))
+            self.buf[self.n : end] = np.frombuffer(data, np.uint8)
+        self.n = end
+
+    def array(self) -> np.ndarray:
+        """The frames, ``uint8 [N, *frame_shape]`` (a copy-on-write memmap if spilled)."""
+        count = self.n // self.frame_bytes
+        if self.file is None:
+            used = self.buf[: count * self.frame_bytes]
+            if len(self.buf) > len(used) * 5 // 4:
+                used = used.copy()  # give back the over-allocation
+            return used.reshape(count, *self.shape)
+        self.file.close()
+        name = self.file.name
+        try:
+            if count == 0:
+                return np.empty((0, *self.shape), np.uint8)
+            # copy-on-write: writable like the in-RAM arrays (torch.from_numpy wants that)
+            return np.memmap(name, np.uint8, "c", shape=(count, *self.shape))
+        finally:
+            # Unlinked while mapped: the pages live until the array is dropped (Decoded.close),
+            # and a crash never leaves the file behind.
+            os.unlink(name)
+
+
+@dataclass(eq=False)
+class Decoded:
+    """One decoded video, ready for segmentation and embedding.
+
+    Attributes:
+        info: the probe this decode used.
+        fps: the constant frame rate of ``small``: frame ``i`` is at ``i / fps`` seconds.
+        small: ``uint8 [T, 27, 48, 3]`` RGB, every frame (TransNetV2's input).
+        samples: ``uint8 [S, image_size, image_size, 3]`` RGB encoder frames, ``sample_fps`` a
+            second (at least one); an ``np.memmap`` for long videos (``spill_bytes``).
+        sample_times: ``float64 [S]`` seconds of each sample, increasing.
+    """
+
+    info: VideoInfo
+    fps: float
+    small: np.ndarray
+    samples: np.ndarray
+    sample_times: np.ndarray
+
+    @property
+    def frames(self) -> int:
+        """T, the number of decoded frames."""
+        return len(self.small)
+
+    @property
+    def duration_s(self) -> float:
+        """Decoded duration ``T / fps`` (may differ slightly from the container's)."""
+        return self.frames / self.fps
+
+    def frame_at(self, t: float) -> np.ndarray:
+        """The sample nearest to ``t`` seconds, ``uint8 [image_size, image_size, 3]``."""
+        times = self.sample_times
+        i = int(np.searchsorted(times, t))
+        if i == len(times) or (i > 0 and t - times[i - 1] <= times[i] - t):
+            i -= 1
+        return self.samples[i]
+
+    def close(self) -> None:
+        """Drop the frame arrays (and with them any memory-mapped spill file)."""
+        self.small = self.small[:0].copy()
+        self.samples = np.empty((0, *self.samples.shape[1:]), np.uint8)
+        self.sample_times = self.sample_times[:0]
+
+    def __enter__(self) -> Decoded:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _sample_step(fps: float, sample_fps: float) -> Fraction:
+    """Frames per sample, ``P/Q``: sample ``k`` is frame ``round(k * P / Q)``."""
+    return exact_rate(fps) / Fraction(sample_fps).limit_denominator(1000)
+
+
+def sample_frames(frames: int, fps: float, sample_fps: float) -> np.ndarray:
+    """Indices of the frames :func:`decode` samples: each frame nearest to ``k / sample_fps``.
+
+    Frame ``n`` is taken iff some ``k`` has ``k * step`` in ``[n - 1/2, n + 1/2)``; frame 0 always.
+    Exact integer arithmetic, mirrored by the ``select`` expression in the ffmpeg graph.
+
+    >>> sample_frames(25, 25.0, 4.0).tolist()
+    [0, 6, 13, 19]
+    """
+    step = _sample_step(fps, sample_fps)
+    p, q = step.numerator, step.denominator
+    n = np.arange(frames, dtype=np.int64)
+    # ceil(a / b) == -((-a) // b) for b > 0
+    hits = -((-(2 * n + 1) * q) // (2 * p)) - (-((-(2 * n - 1) * q) // (2 * p)))
+    return n[hits > 0]
+
+
+def _command(info: VideoInfo, image_size: int, sample_fps: float, sample_fd: int) -> list[str]:
+    """ffmpeg argv: small frames to stdout, encoder samples to ``sample_fd``."""
+    s = image_size
+    step = _sample_step(info.fps, sample_fps)
+    p, q = step.numerator, step.denominator
+    rate = Fraction(sample_fps).limit_denominator(1000)
+    src = ffmpeg.input(ffmpeg_url(info.path), threads=_THREADS)
+    cfr = src[str(info.stream)].filter("fps", fps=str(exact_rate(info.fps))).split()
+    small = cfr[0].filter("scale", SMALL_HW[1], SMALL_HW[0])
+    # CLIP geometry: short side -> s (in display aspect, i.e. times the SAR), then centre crop.
+    wide = "gt(iw*sar,ih)"
+    sample = (
+        cfr[1]
+        # the frames of sample_frames(); double arithmetic is exact here (see its docstring)
+        .filter("select", f"gt(ceil((2*n+1)*{q}/{2 * p})-ceil((2*n-1)*{q}/{2 * p}),0)")
+        # rawvideo output is muxed at constant rate: re-time the kept frames to sample_fps
+        # or ffmpeg would duplicate each of them to fill the gaps
+        .filter("settb", str(1 / rate))
+        .filter("setpts", "N")
+        .filter("fps", fps=str(rate))
+        .filter(
+            "scale",
+            w=f"if({wide},max({s},round({s}*iw*sar/ih)),{s})",
+            h=f"if({wide},{s},max({s},round({s}*ih/(iw*sar))))",
+            flags="bicubic",
+        )
+        .filter("crop", s, s)
+    )
+    raw = {"format": "rawvideo", "pix_fmt": "rgb24"}
+    args = ffmpeg.merge_outputs(
+        small.output("pipe:1", **raw), sample.output(f"pipe:{sample_fd}", **raw)
+    ).get_args()
+    return [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", *args]
+
+
+def decode(
+    path: Path | str,
+    *,
+    image_size: int = 224,
+    sample_fps: float = 4.0,
+    info: VideoInfo | None = None,
+    tmp_dir: Path | None = None,
+    spill_bytes: int = SPILL_BYTES,
+) -> Decoded:
+    """Decode ``path`` once into TransNetV2 frames and encoder samples (one ffmpeg process).
+
+    Args:
+        path: the video.
+        image_size: side of the square encoder samples.
+        sample_fps: encoder samples per second of video.
+        info: the file's :func:`probe` result; probed here (one more, header-only ffmpeg run) if
+            not given.
+        tmp_dir: where spill files go (default: the system temp dir); created if needed.
+        spill_bytes: a stream larger than this goes to a memory-mapped temp file, not RAM.
+
+    Raises:
+        MediaError: ffmpeg failed, no frame decoded, or the decode stopped far short of the
+            container duration (``"truncated: decoded X s of Y s"``).
+    """
+    path = Path(path)
+    if info is None:
+        info = probe(path)
+    if not (sample_fps > 0 and image_size > 0):
+        raise ValueError(f"need sample_fps > 0 and image_size > 0, got {sample_fps}, {image_size}")
+    expect = math.ceil(info.duration_s * info.fps) + 2
+    sinks = (
+        _FrameSink((*SMALL_HW, 3), expect, spill_bytes, tmp_dir),
+        _FrameSink(
+            (image_size, image_size, 3),
+            math.ceil(info.duration_s * sample_fps) + 2,
+            spill_bytes,
+            tmp_dir,
+        ),
+    )
+    read_fd, w = os.pipe()
+    write_fd = fcntl.fcntl(w, fcntl.F_DUPFD_CLOEXEC, 3)  # never 0-2, which Popen rewires
+    os.close(w)
+    try:
+        cmd = _command(info, image_size, sample_fps, write_fd)
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=(write_fd,),
+        )
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
+    stderr: list[bytes] = []
+
+    def run(sink: _FrameSink, src: BinaryIO) -> None:
+        try:
+            with src:
+                sink.drain(src)
+        except BaseException as e:  # surfaced below; stop ffmpeg so the other pipe cannot block
+            sink.error = e
+            proc.kill()
+
+    sample_pipe = open(read_fd, "rb", buffering=0)  # noqa: SIM115 - closed by its reader thread
+    threads = [
+        threading.Thread(target=run, args=(sinks[0], proc.stdout), daemon=True),
+        threading.Thread(target=run, args=(sinks[1], sample_pipe), daemon=True),
+        threading.Thread(target=lambda: stderr.append(proc.stderr.read()), daemon=True),
+    ]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    except BaseException:  # Ctrl-C: do not leave ffmpeg running
+        proc.kill()
+        raise
+    rc = proc.wait()
+    small, samples = sinks[0].array(), sinks[1].array()
+    for sink in sinks:
+        if sink.error is not None:
+            raise MediaError(path, f"reading ffmpeg's output failed: {sink.error}") from sink.error
+    problem = ffmpeg_problem(stderr[0].decode("utf-8", "replace"))
+    if len(small) == 0 or len(samples) == 0:
+        raise MediaError(path, "no video frame could be decoded" + (f" ({problem})" if rc else ""))
+    if rc != 0:
+        raise MediaError(path, f"ffmpeg failed: {problem}")
+    decoded_s = len(small) / info.fps
+    missing = info.duration_s - decoded_s
+    if decoded_s < _TRUNCATED_SHARE * info.duration_s and missing > _TRUNCATED_MIN_S:
+        raise MediaError(path, f"truncated: decoded {decoded_s:.1f} s of {info.duration_s:.1f} s")
+    index = sample_frames(len(small), info.fps, sample_fps)
+    if len(index) != len(samples):  # cannot happen unless ffmpeg's select diverges from ours
+        raise MediaError(path, f"decoded {len(samples)} samples, expected {len(index)}")
+    times = index / info.fps
+    return Decoded(info=info, fps=info.fps, small=small, samples=samples, sample_times=times)
