@@ -1,0 +1,63 @@
+"""Event encoders: frames and texts into one L2-normalised embedding space.
+
+Usage::
+
+    enc = load_encoder(Settings(models="tiny"))
+    frames = enc.prepare(images)  # any-size RGB -> uint8 [N, enc.image_size, enc.image_size, 3]
+    vector = enc.embed_event(frames)  # float32 [enc.dim], unit norm
+    queries = enc.embed_texts(["a man in a red coat"])  # float32 [1, enc.dim], unit norm
+
+``MARC_MODELS=default`` loads PE-Core-B/16 from the Hugging Face hub (cached under
+``MARC_HOME/models``); ``MARC_MODELS=tiny`` generates a small random-weight model of the same family
+once, offline, and loads it through the same code.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from marc.memory.encoders.base import Encoder, event_vector, l2_normalize, prepare_images
+from marc.memory.encoders.pe_core import OpenClipEncoder
+from marc.memory.encoders.tiny import ensure_tiny, tiny_name
+
+if TYPE_CHECKING:
+    from marc.memory.settings import Settings
+
+__all__ = [
+    "Encoder",
+    "OpenClipEncoder",
+    "ensure_tiny",
+    "event_vector",
+    "l2_normalize",
+    "load_encoder",
+    "prepare_images",
+    "tiny_name",
+]
+
+_loaded: dict[tuple[str, str, int], Encoder] = {}
+_lock = threading.Lock()
+
+
+def load_encoder(settings: Settings) -> Encoder:
+    """The encoder ``settings`` ask for, loaded once per (model, device, batch size) per process.
+
+    ``settings.encoder_id == "tiny"`` generates (once) and loads the tiny model under
+    ``settings.models_path``; any other id is an open_clip ``hf-hub:``/``local-dir:`` id.
+
+    Raises:
+        ModelError: the model could not be generated, downloaded or loaded.
+    """
+    model_id = settings.encoder_id
+    if model_id == "tiny":
+        model_id = ensure_tiny(settings.models_path)
+    key = (model_id, settings.device, settings.batch_size)
+    with _lock:
+        if key not in _loaded:
+            _loaded[key] = OpenClipEncoder(
+                model_id,
+                device=settings.device,
+                cache_dir=settings.models_path,
+                batch_size=settings.batch_size,
+            )
+        return _loaded[key]

@@ -1,0 +1,227 @@
+"""The tiny encoder: a small random-weight PE-Core-style CLIP, generated locally, for offline use.
+
+``MARC_MODELS=tiny`` swaps PE-Core-B/16 (a download of ~1.5 GB) for this model. It is built from a
+fixed config and seed, saved as an ordinary open_clip model folder (``open_clip_config.json`` +
+``open_clip_model.safetensors``) and then loaded through the *same* ``local-dir:`` code path as the
+real checkpoint (:class:`~marc.memory.encoders.pe_core.OpenClipEncoder`), so tests exercise the
+real loading, preprocessing and forward code. Its embeddings carry no semantics -- a random network
+still maps different frames to different unit vectors, which is what the plumbing needs.
+
+Architecture (same family as PE-Core-B/16, shrunk):
+
+* Vision: timm's PE-Core ViT (``timm.models.eva.Eva`` with PE-Core's settings: 2-D RoPE plus an
+  absolute position embedding, pre-transformer norm, attention-pool ``map`` head) at 64 px,
+  patch 16 (4x4 = 16 tokens + cls), width 64, depth 2, 2 heads. open_clip 3.3's ``vision_cfg``
+  cannot pass architecture kwargs to timm (``TimmModel`` calls ``timm.create_model(name)`` with only
+  pool/proj/drop settings), so this module registers the shrunk PE-Core variant as a timm model
+  named ``vit_pe_core_marc_tiny_patch16_64``; importing ``marc.memory.encoders`` registers it. The
+  saved folder therefore loads in any process that has imported this package.
+* Text: open_clip's causal text transformer, width 64, 2 layers, 2 heads, context 32 (as PE-Core),
+  with the BPE vocabulary (49408 tokens) of open_clip's ``SimpleTokenizer``, which ships inside
+  the open_clip wheel, so tokenising needs no download.
+* Joint embedding dim 64. Preprocessing as PE-Core: mean = std = 0.5, bilinear, ``squash``.
+
+Determinism: torch's CPU random init may differ across CPUs (vectorised normal sampling), so every
+non-constant tensor is overwritten with values from numpy's PCG64 seeded by ``(SEED, key)``
+(``N(0, 1)`` clipped to +-2, times ``1/sqrt(fan_in)``; 0.02 for vectors). Constant inits (LayerNorm
+ones/zeros, zero biases, ``logit_scale``) are kept. The same spec gives byte-identical weights on
+any machine; the encoder's name carries a digest of the spec.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+from copy import deepcopy
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from open_clip.model import CustomTextCLIP
+from safetensors.torch import save_file
+from timm.layers import LayerNorm
+from timm.models import register_model
+from timm.models.eva import Eva
+
+from marc.memory.errors import ModelError
+
+__all__ = ["TINY_DIRNAME", "TINY_SEED", "ensure_tiny", "tiny_name"]
+
+#: Folder, under the models directory, that holds the generated model.
+TINY_DIRNAME = "tiny-pe-core"
+#: Seed of the weights. Changing it (or any config below) changes the encoder's name.
+TINY_SEED = 0
+#: Bump when the weight-generation rule changes.
+_FORMAT = 1
+
+_TIMM_NAME = "vit_pe_core_marc_tiny_patch16_64"
+_IMAGE_SIZE = 64
+_EMBED_DIM = 64
+
+# timm's vit_pe_core_base_patch16_224 arguments with the sizes shrunk (see timm/models/eva.py).
+_VISION_ARGS: dict[str, Any] = dict(
+    img_size=_IMAGE_SIZE,
+    patch_size=16,
+    embed_dim=64,
+    depth=2,
+    num_heads=2,
+    mlp_ratio=4.0,
+    global_pool="map",
+    attn_type="rope",
+    use_pre_transformer_norm=True,
+    use_rot_pos_emb=True,
+    ref_feat_shape=(_IMAGE_SIZE // 16, _IMAGE_SIZE // 16),  # RoPE reference grid = token grid
+    rope_grid_offset=1.0,
+    rope_grid_indexing="xy",
+    attn_pool_num_heads=8,
+    attn_pool_mlp_ratio=4.0,
+)
+_NORM_EPS = 1e-5
+
+_MODEL_CFG: dict[str, Any] = {
+    "embed_dim": _EMBED_DIM,
+    "vision_cfg": {
+        "image_size": _IMAGE_SIZE,
+        "timm_model_name": _TIMM_NAME,
+        "timm_model_pretrained": False,
+        "timm_pool": "map",
+        "timm_proj": None,
+    },
+    "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+    "custom_text": True,
+}
+# PE-Core's preprocessing (open_clip pretrained.py `_pecfg`).
+_PREPROCESS_CFG: dict[str, Any] = {
+    "mean": [0.5, 0.5, 0.5],
+    "std": [0.5, 0.5, 0.5],
+    "interpolation": "bilinear",
+    "resize_mode": "squash",
+}
+_WEIGHTS_FILE = "open_clip_model.safetensors"
+_CONFIG_FILE = "open_clip_config.json"
+
+
+@register_model
+def vit_pe_core_marc_tiny_patch16_64(pretrained: bool = False, **kwargs: Any) -> Eva:
+    """timm entry point of the tiny PE-Core vision tower (random init only; no pretrained tag)."""
+    if pretrained:
+        raise ValueError(f"{_TIMM_NAME} has no pretrained weights")
+    for k in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):
+        kwargs.pop(k, None)
+    args = dict(_VISION_ARGS, norm_layer=partial(LayerNorm, eps=_NORM_EPS))
+    return Eva(**{**args, **kwargs})
+
+
+def _spec() -> dict[str, Any]:
+    return {
+        "format": _FORMAT,
+        "seed": TINY_SEED,
+        "vision_args": {**_VISION_ARGS, "norm_eps": _NORM_EPS},
+        "model_cfg": _MODEL_CFG,
+        "preprocess_cfg": _PREPROCESS_CFG,
+    }
+
+
+def tiny_name() -> str:
+    """The tiny encoder's name: ``tiny-pe-core-<8 hex digits of the spec's sha256>``."""
+    blob = json.dumps(_spec(), sort_keys=True).encode()
+    return f"tiny-pe-core-{hashlib.sha256(blob).hexdigest()[:8]}"
+
+
+def ensure_tiny(models_dir: Path) -> str:
+    """Generate the tiny model under ``models_dir/tiny-pe-core`` unless it is already there.
+
+    Idempotent and atomic: the model is written to a temporary sibling folder and renamed into
+    place, so an interrupted run never leaves a half model; a folder from another spec (older
+    version, other seed) is replaced.
+
+    Returns:
+        The open_clip model id ``"local-dir:<absolute path>"``.
+    """
+    models_dir = Path(models_dir).expanduser().resolve()
+    target = models_dir / TINY_DIRNAME
+    name = tiny_name()
+    if _is_current(target, name):
+        return f"local-dir:{target}"
+    try:
+        models_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{TINY_DIRNAME}-", dir=models_dir))
+    except OSError as e:
+        raise ModelError(f"{models_dir}: cannot write the tiny model there ({e.strerror})") from e
+    try:
+        _write(tmp, name)
+        _swap_into_place(tmp, target, name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return f"local-dir:{target}"
+
+
+def _is_current(folder: Path, name: str) -> bool:
+    try:
+        config = json.loads((folder / _CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return config.get("marc", {}).get("name") == name and (folder / _WEIGHTS_FILE).is_file()
+
+
+def _write(folder: Path, name: str) -> None:
+    """Write config and deterministic weights of the tiny model into ``folder``."""
+    cfg = deepcopy(_MODEL_CFG)
+    cfg.pop("custom_text")
+    with torch.random.fork_rng(devices=[]):  # torch init only decides the constant tensors
+        torch.manual_seed(TINY_SEED)
+        model = CustomTextCLIP(**cfg)
+    tensors = {k: _deterministic(k, v) for k, v in sorted(model.state_dict().items())}
+    save_file(tensors, str(folder / _WEIGHTS_FILE), metadata={"marc_name": name})
+    config = {
+        "model_cfg": _MODEL_CFG,
+        "preprocess_cfg": _PREPROCESS_CFG,
+        "marc": {
+            "name": name,
+            "seed": TINY_SEED,
+            "note": "random weights generated by marc.memory.encoders.tiny; not a trained model",
+        },
+    }
+    (folder / _CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def _deterministic(key: str, t: torch.Tensor) -> torch.Tensor:
+    """Keep a constant-initialised tensor; replace a randomly initialised one, seeded by its key."""
+    t = t.detach().contiguous().clone()
+    if not t.is_floating_point() or t.numel() == 0:
+        return t
+    flat = t.flatten()
+    if bool((flat == flat[0]).all()):
+        return t
+    digest = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little")
+    rng = np.random.Generator(np.random.PCG64([TINY_SEED, digest]))
+    std = 1.0 / math.sqrt(math.prod(t.shape[1:])) if t.ndim >= 2 else 0.02
+    values = np.clip(rng.standard_normal(tuple(t.shape)), -2.0, 2.0) * std
+    return torch.from_numpy(values.astype(np.float32)).to(t.dtype)
+
+
+def _swap_into_place(tmp: Path, target: Path, name: str) -> None:
+    if _is_current(target, name):  # another process finished first
+        return
+    stale: Path | None = None
+    if target.exists():
+        stale = target.with_name(f".{TINY_DIRNAME}-stale-{os.getpid()}")
+        shutil.rmtree(stale, ignore_errors=True)
+        try:
+            target.rename(stale)
+        except FileNotFoundError:  # another process moved it first
+            stale = None
+    try:
+        tmp.rename(target)
+    except OSError as e:
+        # Another process put a folder there meanwhile; fine if it is the current model.
+        if not _is_current(target, name):
+            raise ModelError(f"{target}: cannot install the tiny model ({e.strerror})") from e
+    if stale is not None:
+        shutil.rmtree(stale, ignore_errors=True)
