@@ -198,7 +198,14 @@ def sample_frames(frames: int, fps: float, sample_fps: float) -> np.ndarray:
     return n[hits > 0]
 
 
-def _command(info: VideoInfo, image_size: int, sample_fps: float, sample_fd: int) -> list[str]:
+def _command(
+    info: VideoInfo,
+    image_size: int,
+    sample_fps: float,
+    sample_fd: int,
+    resize_mode: str = "shortest",
+    interpolation: str = "bicubic",
+) -> list[str]:
     """ffmpeg argv: small frames to stdout, encoder samples to ``sample_fd``."""
     s = image_size
     step = _sample_step(info.fps, sample_fps)
@@ -218,14 +225,18 @@ def _command(info: VideoInfo, image_size: int, sample_fps: float, sample_fd: int
         .filter("settb", str(1 / rate))
         .filter("setpts", "N")
         .filter("fps", fps=str(rate))
-        .filter(
+    )
+    if resize_mode == "squash":  # the whole frame, aspect ignored (PE-Core's own preprocessing)
+        sample = sample.filter("scale", s, s, flags=interpolation)
+    elif resize_mode == "shortest":
+        sample = sample.filter(
             "scale",
             w=f"if({wide},max({s},round({s}*iw*sar/ih)),{s})",
             h=f"if({wide},{s},max({s},round({s}*ih/(iw*sar))))",
-            flags="bicubic",
-        )
-        .filter("crop", s, s)
-    )
+            flags=interpolation,
+        ).filter("crop", s, s)
+    else:
+        raise ValueError(f"resize_mode must be 'shortest' or 'squash', got {resize_mode!r}")
     raw = {"format": "rawvideo", "pix_fmt": "rgb24"}
     args = ffmpeg.merge_outputs(
         small.output("pipe:1", **raw), sample.output(f"pipe:{sample_fd}", **raw)
@@ -241,6 +252,8 @@ def decode(
     info: VideoInfo | None = None,
     tmp_dir: Path | None = None,
     spill_bytes: int = SPILL_BYTES,
+    resize_mode: str = "shortest",
+    interpolation: str = "bicubic",
 ) -> Decoded:
     """Decode ``path`` once into TransNetV2 frames and encoder samples (one ffmpeg process).
 
@@ -252,6 +265,10 @@ def decode(
             not given.
         tmp_dir: where spill files go (default: the system temp dir); created if needed.
         spill_bytes: a stream larger than this goes to a memory-mapped temp file, not RAM.
+        resize_mode: ``"shortest"`` (short side to ``image_size``, centre crop: CLIP's
+            geometry) or ``"squash"`` (whole frame scaled to a square: PE-Core's); pass the
+            encoder's ``resize_mode`` so samples match what it was trained on.
+        interpolation: ffmpeg scaler, ``"bicubic"`` or ``"bilinear"``.
 
     Raises:
         MediaError: ffmpeg failed, no frame decoded, or the decode stopped far short of the
@@ -276,7 +293,7 @@ def decode(
     write_fd = fcntl.fcntl(w, fcntl.F_DUPFD_CLOEXEC, 3)  # never 0-2, which Popen rewires
     os.close(w)
     try:
-        cmd = _command(info, image_size, sample_fps, write_fd)
+        cmd = _command(info, image_size, sample_fps, write_fd, resize_mode, interpolation)
         proc = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,

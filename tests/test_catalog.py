@@ -15,9 +15,15 @@ from marc.memory.errors import StoreError
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def catalog(request, tmp_path):
-    url = f"sqlite:///{tmp_path / 'c.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    url = (
+        f"sqlite:///{tmp_path / 'c.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
     with Catalog(url) as c:
-        if request.param == "postgresql":  # the session database is shared by the tests: start empty
+        if (
+            request.param == "postgresql"
+        ):  # the session database is shared by the tests: start empty
             with c.session() as s:
                 s.execute(sa.delete(Event))
                 s.execute(sa.delete(Video))
@@ -36,7 +42,18 @@ def test_times_come_back_as_the_same_utc_instant(catalog: Catalog):
     t = datetime(2024, 1, 31, 23, 59, 59, 250000, tzinfo=cet)
     with catalog.session() as s:
         s.add(Video(id="v1", fingerprint="f1", path="/x.mp4", status="done", recorded_at=t))
-        s.add(Event(id="e1", video_id="v1", index=0, start_s=0, end_s=1, start_at=t, end_at=t, boundary="start"))
+        s.add(
+            Event(
+                id="e1",
+                video_id="v1",
+                index=0,
+                start_s=0,
+                end_s=1,
+                start_at=t,
+                end_at=t,
+                boundary="start",
+            )
+        )
     with catalog.session() as s:
         got = s.get(Video, "v1").recorded_at
     assert got == t and got.tzinfo is not None and got.utcoffset() == timedelta(0)
@@ -51,7 +68,9 @@ def test_naive_times_are_refused(catalog: Catalog):
 
 def test_failed_rows_count_separately_and_rollback_keeps_data(catalog: Catalog):
     with catalog.session() as s:
-        s.add(Video(id="ok", fingerprint="a", path="/a", status="done", recorded_at=datetime.now(UTC)))
+        s.add(
+            Video(id="ok", fingerprint="a", path="/a", status="done", recorded_at=datetime.now(UTC))
+        )
         s.add(Video(id="bad", fingerprint="b", path="/b", status="failed", error="not a video"))
     with pytest.raises(StoreError), catalog.session() as s:
         s.add(Video(id="dup", fingerprint="a", path="/c", status="done"))  # same content twice

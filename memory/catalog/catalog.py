@@ -86,7 +86,9 @@ class Catalog:
         """``videos`` (ingested), ``events`` and ``failed`` (files that could not be ingested)."""
         with self.session() as s:
             videos = s.scalar(select(func.count()).select_from(Video).where(Video.status == "done"))
-            failed = s.scalar(select(func.count()).select_from(Video).where(Video.status == "failed"))
+            failed = s.scalar(
+                select(func.count()).select_from(Video).where(Video.status == "failed")
+            )
             events = s.scalar(
                 select(func.count()).select_from(Event).join(Video).where(Video.status == "done")
             )

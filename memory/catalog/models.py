@@ -14,8 +14,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -66,12 +76,16 @@ class Video(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     error: Mapped[str | None] = mapped_column(Text)
     segmentation_key: Mapped[str | None] = mapped_column(String(32))
-    collection: Mapped[str | None] = mapped_column(String(255))  # vector collection holding its events
+    collection: Mapped[str | None] = mapped_column(
+        String(255)
+    )  # vector collection holding its events
     run_id: Mapped[int | None] = mapped_column(ForeignKey("ingest_runs.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
-    paths: Mapped[list[VideoPath]] = relationship(back_populates="video", cascade="all, delete-orphan")
+    paths: Mapped[list[VideoPath]] = relationship(
+        back_populates="video", cascade="all, delete-orphan"
+    )
     events: Mapped[list[Event]] = relationship(
         back_populates="video", cascade="all, delete-orphan", order_by="Event.index"
     )

@@ -35,7 +35,7 @@ __all__ = [
     "tiny_name",
 ]
 
-_loaded: dict[tuple[str, str, int], Encoder] = {}
+_loaded: dict[tuple[str, str, int, str], Encoder] = {}
 _lock = threading.Lock()
 
 
@@ -51,7 +51,7 @@ def load_encoder(settings: Settings) -> Encoder:
     model_id = settings.encoder_id
     if model_id == "tiny":
         model_id = ensure_tiny(settings.models_path)
-    key = (model_id, settings.device, settings.batch_size)
+    key = (model_id, settings.device, settings.batch_size, settings.precision)
     with _lock:
         if key not in _loaded:
             _loaded[key] = OpenClipEncoder(
@@ -59,5 +59,6 @@ def load_encoder(settings: Settings) -> Encoder:
                 device=settings.device,
                 cache_dir=settings.models_path,
                 batch_size=settings.batch_size,
+                precision=settings.precision,
             )
         return _loaded[key]

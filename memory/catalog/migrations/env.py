@@ -1,8 +1,8 @@
 """Alembic environment for the MARC catalog.
 
 MARC runs migrations itself (``Catalog.open`` upgrades to head), passing its connection in
-``config.attributes["connection"]``. ``alembic -c memory/catalog/alembic.ini revision --autogenerate``
-works for developers too, reading ``MARC_DATABASE_URL``.
+``config.attributes["connection"]``. Developers can run
+``alembic -c memory/catalog/alembic.ini revision --autogenerate`` (it reads ``MARC_DATABASE_URL``).
 """
 
 from __future__ import annotations
@@ -17,8 +17,12 @@ target_metadata = Base.metadata
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata,
-                      literal_binds=True, render_as_batch=True)
+    context.configure(
+        url=config.get_main_option("sqlalchemy.url"),
+        target_metadata=target_metadata,
+        literal_binds=True,
+        render_as_batch=True,
+    )
     with context.begin_transaction():
         context.run_migrations()
 
