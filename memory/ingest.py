@@ -1,0 +1,420 @@
+"""The ingest pipeline: files -> event memories (catalog rows + vectors), resumable and crash-safe.
+
+For each video file::
+
+    stat ──(same path, size, mtime as a done video)──> skip
+      │
+    fingerprint ──(content already done)──> skip, remember the new path
+      │
+    claim: videos.status = pending  (committed)
+      │
+    probe + decode once (ffmpeg) ─> segment (TransNetV2 cuts + activity + max length)
+      │                          ─> embed N frames per event, event vector = normalised mean
+    vectors upserted, durable      (deterministic ids: a repeat overwrites, never duplicates)
+      │
+    events + videos.status = done  (one transaction)
+
+Crash safety: a ``kill -9`` anywhere leaves either a ``pending`` claim (its run's process is gone)
+or a finished video. The next run deletes the vectors of stale claims and reconciles the vector
+store against the catalog, then does the work again; ids are deterministic, so the result equals
+a clean run's.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete, select
+
+from marc.memory.catalog import Catalog, Event, IngestRun, Video, VideoPath
+from marc.memory.catalog.models import utcnow
+from marc.memory.discover import camera_for, discover, recorded_at
+from marc.memory.encoders import Encoder, event_vector, load_encoder
+from marc.memory.errors import MarcError, MediaError
+from marc.memory.fingerprint import event_id, fingerprint, path_video_id, video_id
+from marc.memory.media import Decoded, decode, probe
+from marc.memory.segment import Segmentation, segment
+from marc.memory.settings import Settings
+from marc.memory.stores import EventPoint, VectorStore, open_store
+
+#: ``progress(kind, **info)``: ``files`` (total=n), ``file`` (path=), ``stage`` (path=, stage=),
+#: ``result`` (path=, outcome=ingested|skipped|failed, events=, error=).
+Progress = Callable[..., None]
+
+
+def _no_progress(kind: str, **info: Any) -> None:
+    pass
+
+
+@dataclass
+class Failure:
+    path: str
+    error: str
+
+
+@dataclass
+class IngestReport:
+    """What one ``marc ingest`` did. ``to_json()`` is the CLI's ``--json`` contract."""
+
+    ingested: int = 0
+    skipped: int = 0
+    failed: list[Failure] = field(default_factory=list)
+    events_added: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ingested": self.ingested,
+            "skipped": self.skipped,
+            "failed": [asdict(f) for f in self.failed],
+            "events_added": self.events_added,
+        }
+
+
+def segment_video(path: Path, settings: Settings) -> tuple[Decoded, Segmentation]:
+    """Decode ``path`` once and cut it into events, storing nothing."""
+    decoded = decode(path, image_size=32, sample_fps=0.5)
+    seg = segment(
+        decoded.small,
+        decoded.fps,
+        cut_threshold=settings.cut_threshold,
+        max_event_s=settings.max_event_s,
+        min_event_s=settings.min_event_s,
+        device=settings.device,
+    )
+    return decoded, seg
+
+
+class Ingestor:
+    """Runs ingests against one catalog and one vector store. Models load on first need."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        catalog: Catalog | None = None,
+        store: VectorStore | None = None,
+        encoder: Encoder | None = None,
+    ) -> None:
+        self.settings = settings
+        self.catalog = catalog or Catalog(settings.catalog_url)
+        self.store = store or open_store(settings)
+        self._encoder = encoder
+
+    # ---------------------------------------------------------------------------------- setup
+    @property
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            self._encoder = load_encoder(self.settings)
+        return self._encoder
+
+    @property
+    def collection(self) -> str:
+        return self.store.collection_name(self.encoder.name, self.encoder.dim)
+
+    def _start_run(self, args: list[str]) -> int:
+        with self.catalog.session() as s:
+            run = IngestRun(host=socket.gethostname(), pid=os.getpid(), args=args)
+            s.add(run)
+            s.flush()
+            return run.id
+
+    def recover(self) -> int:
+        """Clean up after crashed runs on this host; returns how many stale claims were undone.
+
+        A run still marked ``running`` whose process is gone crashed: its ``pending`` videos may
+        have vectors without events. Those vectors are deleted, and vectors of videos the catalog
+        does not know as done or pending are removed (a crash between the two halves of a
+        replacement). The claims stay ``pending`` and are redone when their files are seen.
+        """
+        host = socket.gethostname()
+        with self.catalog.session() as s:
+            crashed = [
+                r
+                for r in s.scalars(select(IngestRun).where(IngestRun.status == "running"))
+                if r.host == host and not _pid_alive(r.pid)
+            ]
+            if not crashed:
+                return 0
+            ids = [r.id for r in crashed]
+            stale = list(
+                s.scalars(select(Video.id).where(Video.status == "pending", Video.run_id.in_(ids)))
+            )
+            for r in crashed:
+                r.status = "crashed"
+                r.finished_at = utcnow()
+        self.store.ensure_collection(self.collection, self.encoder.dim)
+        for vid in stale:
+            self.store.delete_video(self.collection, vid)
+        with self.catalog.session() as s:  # pending claims of live runs keep their vectors
+            known = set(s.scalars(select(Video.id).where(Video.status.in_(("done", "pending")))))
+        for vid in self.store.video_ids(self.collection) - (known - set(stale)):
+            self.store.delete_video(self.collection, vid)
+        return len(stale)
+
+    # ------------------------------------------------------------------------------- ingest
+    def ingest(
+        self, paths: Sequence[Path], *, camera: str | None = None, progress: Progress = _no_progress
+    ) -> IngestReport:
+        """Ingest every video found under ``paths``. Bad files are reported, never fatal.
+
+        Raises ``FileNotFoundError`` when a given path does not exist (before any work).
+        """
+        for p in paths:
+            if not os.path.lexists(p):
+                raise FileNotFoundError(f"{p}: no such file or directory")
+        files = list(discover([Path(p) for p in paths]))
+        progress("files", total=len(files))
+        report = IngestReport()
+        self.recover()
+        run_id = self._start_run(
+            [str(p) for p in paths] + ([f"--camera={camera}"] if camera else [])
+        )
+        try:
+            for path in files:
+                progress("file", path=path)
+                try:
+                    added = self._ingest_file(path, camera, run_id, progress)
+                except MarcError as e:
+                    report.failed.append(Failure(str(path), _problem(e)))
+                    progress("result", path=path, outcome="failed", error=_problem(e))
+                    continue
+                if added is None:
+                    report.skipped += 1
+                    progress("result", path=path, outcome="skipped")
+                else:
+                    report.ingested += 1
+                    report.events_added += added
+                    progress("result", path=path, outcome="ingested", events=added)
+        finally:
+            if report.ingested:  # Qdrant Edge builds its HNSW index only when asked
+                self.store.optimize(self.collection)
+            with self.catalog.session() as s:
+                run = s.get(IngestRun, run_id)
+                run.status = "finished"
+                run.finished_at = utcnow()
+                run.ingested, run.skipped = report.ingested, report.skipped
+                run.failed, run.events_added = len(report.failed), report.events_added
+        return report
+
+    def _ingest_file(
+        self, path: Path, camera: str | None, run_id: int, progress: Progress
+    ) -> int | None:
+        """Ingest one file: number of events added, or ``None`` when it was already stored."""
+        spath = str(path.absolute())
+        key = self.settings.segmentation_key()
+        try:
+            st = path.stat()
+        except OSError as e:
+            self._fail_unreadable(spath, run_id, f"unreadable: {e.strerror or e}")
+            raise MediaError(path, f"unreadable: {e.strerror or e}") from e
+
+        with self.catalog.session() as s:  # fast path: same file as last time, nothing to hash
+            vp = s.get(VideoPath, spath)
+            if (
+                vp is not None
+                and vp.size_bytes == st.st_size
+                and vp.mtime_ns == st.st_mtime_ns
+                and self._is_current(vp.video, key)
+            ):
+                return None
+
+        progress("stage", path=path, stage="hash")
+        try:
+            fp = fingerprint(path)
+        except MediaError as e:
+            self._fail_unreadable(spath, run_id, e.problem)
+            raise
+        vid = video_id(fp)
+        with self.catalog.session() as s:
+            video = s.get(Video, vid)
+            if video is not None and self._is_current(video, key):
+                self._remember_path(s, video, spath, st)
+                return None
+            if video is None:
+                video = Video(id=vid, fingerprint=fp, path=spath)
+                s.add(video)
+            video.status, video.error, video.run_id = "pending", None, run_id
+            video.path = spath
+            s.execute(
+                delete(VideoPath).where(
+                    VideoPath.path == spath, VideoPath.video_id == path_video_id(spath)
+                )
+            )
+            s.execute(delete(Video).where(Video.id == path_video_id(spath)))
+
+        try:
+            progress("stage", path=path, stage="decode")
+            info = probe(path)
+            with decode(
+                path,
+                image_size=self.encoder.image_size,
+                sample_fps=self.settings.sample_fps,
+                info=info,
+                tmp_dir=self.settings.home / "tmp",
+                resize_mode=self.encoder.resize_mode,
+                interpolation=self.encoder.interpolation,
+            ) as decoded:
+                progress("stage", path=path, stage="segment")
+                seg = segment(
+                    decoded.small,
+                    decoded.fps,
+                    cut_threshold=self.settings.cut_threshold,
+                    max_event_s=self.settings.max_event_s,
+                    min_event_s=self.settings.min_event_s,
+                    device=self.settings.device,
+                )
+                progress("stage", path=path, stage="embed")
+                vectors = self._embed(decoded, seg)
+        except MediaError as e:
+            with self.catalog.session() as s:
+                video = s.get(Video, vid)
+                video.status, video.error = "failed", e.problem
+                self._remember_path(s, video, spath, st)
+            raise
+
+        origin, origin_source = recorded_at(path, info)
+        cam = camera_for(path, camera)
+        events = [
+            Event(
+                id=event_id(fp, key, ev.index),
+                video_id=vid,
+                index=ev.index,
+                start_s=ev.span.start_s,
+                end_s=ev.span.end_s,
+                start_at=ev.span.at(origin)[0],
+                end_at=ev.span.at(origin)[1],
+                boundary=ev.boundary,
+            )
+            for ev in seg.events
+        ]
+        progress("stage", path=path, stage="store")
+        coll = self.collection
+        self.store.ensure_collection(coll, self.encoder.dim)
+        self.store.delete_video(coll, vid)  # events of earlier settings, if any
+        self.store.upsert(
+            coll, [_point(e, vid, cam, vec) for e, vec in zip(events, vectors, strict=True)]
+        )
+
+        with self.catalog.session() as s:
+            video = s.get(Video, vid)
+            s.execute(delete(Event).where(Event.video_id == vid))
+            s.add_all(events)
+            video.camera = cam
+            video.duration_s, video.fps, video.frames = (
+                decoded.duration_s,
+                decoded.fps,
+                decoded.frames,
+            )
+            video.width, video.height, video.size_bytes = info.width, info.height, st.st_size
+            video.recorded_at, video.recorded_at_source = origin, origin_source
+            video.segmentation_key, video.collection = key, coll
+            video.status, video.error = "done", None
+            replaced = self._remember_path(s, video, spath, st)
+        for old in replaced:
+            self._drop_if_orphaned(old)
+        return len(events)
+
+    # ------------------------------------------------------------------------------ helpers
+    def _is_current(self, video: Video, key: str) -> bool:
+        """Done with today's segmentation settings, in the current encoder's collection."""
+        return (
+            video.status == "done"
+            and video.segmentation_key == key
+            and video.collection == self.collection
+        )
+
+    def _embed(self, decoded: Decoded, seg: Segmentation) -> list[np.ndarray]:
+        """One vector per event: normalised mean of N frames sampled evenly inside it."""
+        n = self.settings.frames_per_event
+        picks = [
+            [int(np.abs(decoded.sample_times - t).argmin()) for t in ev.span.sample_times(n)]
+            for ev in seg.events
+        ]
+        unique = sorted({i for p in picks for i in p})
+        embs = self.encoder.embed_images(np.asarray(decoded.samples[unique]))
+        row = {i: r for r, i in enumerate(unique)}
+        return [event_vector(embs[[row[i] for i in p]]) for p in picks]
+
+    def _remember_path(self, s, video: Video, spath: str, st: os.stat_result) -> list[str]:
+        """Point ``spath`` at ``video``; returns ids of videos the path pointed to before."""
+        vp = s.get(VideoPath, spath)
+        previous = []
+        if vp is None:
+            s.add(
+                VideoPath(
+                    path=spath, video_id=video.id, size_bytes=st.st_size, mtime_ns=st.st_mtime_ns
+                )
+            )
+        else:
+            if vp.video_id != video.id:
+                previous.append(vp.video_id)
+            vp.video_id, vp.size_bytes, vp.mtime_ns = video.id, st.st_size, st.st_mtime_ns
+            vp.seen_at = utcnow()
+        return previous
+
+    def _drop_if_orphaned(self, vid: str) -> None:
+        """A changed file replaced video ``vid`` at its path: forget ``vid`` if no path is left.
+
+        The catalog rows go first, then the vectors; a crash in between leaves vectors that the
+        next run's reconciliation removes.
+        """
+        with self.catalog.session() as s:
+            video = s.get(Video, vid)
+            if video is None or video.paths:
+                return
+            coll = video.collection
+            s.delete(video)
+        if coll:
+            self.store.ensure_collection(coll, self.encoder.dim)
+            self.store.delete_video(coll, vid)
+
+    def _fail_unreadable(self, spath: str, run_id: int, problem: str) -> None:
+        """Record a file that could not be read at all (so it has no fingerprint)."""
+        pid = path_video_id(spath)
+        with self.catalog.session() as s:
+            video = s.get(Video, pid) or Video(id=pid, path=spath)
+            video.status, video.error, video.run_id = "failed", problem, run_id
+            s.merge(video)
+
+
+def _point(e: Event, vid: str, camera: str, vector: np.ndarray) -> EventPoint:
+    return EventPoint(
+        id=e.id,
+        vector=vector.astype(np.float32),
+        payload={
+            "event_id": e.id,
+            "video_id": vid,
+            "camera": camera,
+            "start_s": e.start_s,
+            "end_s": e.end_s,
+            "start_at": _iso(e.start_at),
+            "end_at": _iso(e.end_at),
+        },
+    )
+
+
+def _iso(t: datetime) -> str:
+    return t.isoformat()
+
+
+def _problem(e: MarcError) -> str:
+    return e.problem if isinstance(e, MediaError) else str(e)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
