@@ -123,7 +123,7 @@ def test_kill_9_at_any_moment_then_resume_equals_a_clean_run(
     assert run("ingest", str(footage), "--json", env=clean)[0] == 0
     want = run("events", "--json", env=clean)[1]
 
-    delay, kills = 2.0, 0
+    delay, kills = 3.0, 0
     while True:  # kill -9 at later and later moments until a run gets to finish by itself
         p = subprocess.Popen(
             [*MARC, "ingest", str(footage), "--json"],
@@ -137,7 +137,7 @@ def test_kill_9_at_any_moment_then_resume_equals_a_clean_run(
         p.send_signal(signal.SIGKILL)
         p.wait()
         kills += 1
-        delay += 1.3
+        delay += 1.5
     assert kills >= 3
 
     code, report, _ = run("ingest", str(footage), "--json", env=env)
