@@ -141,7 +141,7 @@ def test_kill_9_at_any_moment_then_resume_equals_a_clean_run(
     assert kills >= 3
 
     code, report, _ = run("ingest", str(footage), "--json", env=env)
-    assert code == 0 and report["failed"] == []
+    assert code == 0 and report["failed"] == [], report
     got = run("events", "--json", env=env)[1]
     assert [(e["id"], e["start_s"], e["end_s"], e["boundary"]) for e in got] == [
         (e["id"], e["start_s"], e["end_s"], e["boundary"]) for e in want

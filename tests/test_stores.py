@@ -462,3 +462,15 @@ def test_open_store_follows_settings(tmp_path):
     store.close()
     with pytest.raises(StoreError, match="unreachable"):
         open_store(Settings(home=tmp_path, models="tiny", qdrant_url="http://127.0.0.1:9"))
+
+
+def test_edge_shard_creation_is_atomic(tmp_path):
+    """A kill -9 while a shard was being created leaves only a scratch folder, never a shard."""
+    name = EdgeStore.collection_name("enc", 4)
+    stale = tmp_path / f"{name}.creating-999999"
+    stale.mkdir(parents=True)
+    (stale / "edge_config.json").write_text("{half written")
+    with EdgeStore(tmp_path) as store:
+        store.ensure_collection(name, 4)
+        assert store.collections() == [name] and store.count(name) == 0
+    assert not stale.exists()

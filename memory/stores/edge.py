@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -159,11 +160,9 @@ class EdgeStore(VectorStore):
                 vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine)
             )
             with self._backend(where):
-                if (where / "edge_config.json").is_file():  # also after a crash before META_FILE
-                    shard = qe.EdgeShard.load(str(where), config)  # checks the dimension
-                else:
-                    where.mkdir(parents=True, exist_ok=True)
-                    shard = qe.EdgeShard.create(str(where), config)
+                if not where.is_dir():  # also after a crash before META_FILE
+                    self._create_shard(where, config)
+                shard = qe.EdgeShard.load(str(where), config)  # checks the dimension
             self._shards[name] = shard
         with self._backend(where):
             have = shard.info().payload_schema
@@ -174,6 +173,23 @@ class EdgeStore(VectorStore):
         if meta is None:
             self._write_meta(name, dim)
         self._dims[name] = dim
+
+    @staticmethod
+    def _create_shard(where: Path, config: qe.EdgeConfig) -> None:
+        """Create an empty shard at ``where`` atomically: built beside it, then renamed.
+
+        A ``kill -9`` during creation leaves only a ``*.creating-<pid>`` folder, which the next
+        creation removes, never a half-made shard that would fail to load.
+        """
+        where.parent.mkdir(parents=True, exist_ok=True)
+        for stale in where.parent.glob(f"{where.name}.creating-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = where.with_name(f"{where.name}.creating-{os.getpid()}")
+        tmp.mkdir()
+        shard = qe.EdgeShard.create(str(tmp), config)
+        shard.flush()
+        shard.close()
+        os.rename(tmp, where)
 
     def collections(self) -> list[str]:
         if not self.path.is_dir():
