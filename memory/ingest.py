@@ -37,7 +37,7 @@ from marc.memory.catalog import Catalog, Event, IngestRun, Video, VideoPath
 from marc.memory.catalog.models import utcnow
 from marc.memory.discover import camera_for, discover, recorded_at
 from marc.memory.encoders import Encoder, event_vector, load_encoder
-from marc.memory.errors import MarcError, MediaError
+from marc.memory.errors import MediaError
 from marc.memory.fingerprint import event_id, fingerprint, path_video_id, video_id
 from marc.memory.media import Decoded, decode, probe
 from marc.memory.segment import Segmentation, segment
@@ -181,10 +181,11 @@ class Ingestor:
                 progress("file", path=path)
                 try:
                     added = self._ingest_file(path, camera, run_id, progress)
-                except MarcError as e:
-                    report.failed.append(Failure(str(path), _problem(e)))
-                    progress("result", path=path, outcome="failed", error=_problem(e))
+                except MediaError as e:  # this file's problem: report it, go on with the rest
+                    report.failed.append(Failure(str(path), e.problem))
+                    progress("result", path=path, outcome="failed", error=e.problem)
                     continue
+                # any other MarcError (model, store, catalog) would fail every file: it ends the run
                 if added is None:
                     report.skipped += 1
                     progress("result", path=path, outcome="skipped")
@@ -402,10 +403,6 @@ def _point(e: Event, vid: str, camera: str, vector: np.ndarray) -> EventPoint:
 
 def _iso(t: datetime) -> str:
     return t.isoformat()
-
-
-def _problem(e: MarcError) -> str:
-    return e.problem if isinstance(e, MediaError) else str(e)
 
 
 def _pid_alive(pid: int) -> bool:

