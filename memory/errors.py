@@ -31,3 +31,14 @@ class StoreError(MarcError):
 
 class ModelError(MarcError):
     """A model could not be loaded or run (missing checkpoint, hub unreachable, ...)."""
+
+
+def one_line(err: BaseException, *, limit: int | None = None) -> str:
+    """``err``'s message as one line: whitespace collapsed, its type when it has no message.
+
+    ``limit`` cuts a longer message to that many characters, ending in ``...``.
+    """
+    text = " ".join(str(err).split()) or type(err).__name__
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return text

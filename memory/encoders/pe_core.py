@@ -38,7 +38,7 @@ from open_clip.factory import parse_model_name
 
 from marc.memory.encoders import tiny as _tiny  # noqa: F401  (registers the tiny timm tower)
 from marc.memory.encoders.base import Encoder
-from marc.memory.errors import ModelError
+from marc.memory.errors import ModelError, one_line
 from marc.memory.settings import PE_CORE_B16
 
 #: Seconds to wait for the Hugging Face hub before declaring it unreachable.
@@ -93,7 +93,9 @@ class OpenClipEncoder(Encoder):
                 )
             tokenizer = open_clip.get_tokenizer(model_id, cache_dir=cache)
         except Exception as e:  # open_clip raises bare RuntimeError/ValueError/OSError alike
-            raise ModelError(f"{model_id}: could not load the model ({_one_line(e)})") from e
+            raise ModelError(
+                f"{model_id}: could not load the model ({one_line(e, limit=300)})"
+            ) from e
         self._setup(
             model, tokenizer, name=name, device=device, batch_size=batch_size, precision=precision
         )
@@ -244,7 +246,7 @@ def _check_hub(model_id: str, repo_id: str, cache_dir: str | None) -> None:
     if thread.is_alive():
         reason = f"no answer within {HUB_TIMEOUT_S:g} s"
     elif error:
-        reason = _one_line(error[0])
+        reason = one_line(error[0], limit=300)
     else:
         return
     raise ModelError(
@@ -265,7 +267,9 @@ def _local_name(model_id: str, folder: Path) -> str:
         raw = (folder / _CONFIG_FILE).read_bytes()
         config = json.loads(raw)
     except (OSError, ValueError) as e:
-        raise ModelError(f"{model_id}: not an open_clip model folder ({_one_line(e)})") from e
+        raise ModelError(
+            f"{model_id}: not an open_clip model folder ({one_line(e, limit=300)})"
+        ) from e
     name = config.get("marc", {}).get("name") if isinstance(config, dict) else None
     if isinstance(name, str) and name == _slug(name):
         return name
@@ -281,8 +285,3 @@ def _pair(size: int | Sequence[int]) -> tuple[int, int]:
         return size, size
     h, w = size
     return int(h), int(w)
-
-
-def _one_line(e: BaseException) -> str:
-    text = " ".join(str(e).split()) or type(e).__name__
-    return text if len(text) <= 300 else text[:297] + "..."

@@ -307,9 +307,3 @@ class VectorStore(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.location!r})"
-
-
-def one_line(err: BaseException) -> str:
-    """``err`` as one line: its type when it has no message, whitespace collapsed."""
-    text = " ".join(str(err).split())
-    return text or type(err).__name__

@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import qdrant_edge as qe
 
+from marc.memory.errors import one_line
 from marc.memory.stores.base import (
     INDEXED_FIELDS,
     EventFilter,
@@ -47,7 +48,6 @@ from marc.memory.stores.base import (
     ScoredPoint,
     StoreError,
     VectorStore,
-    one_line,
 )
 
 META_FILE = "marc-collection.json"

@@ -21,6 +21,7 @@ import numpy as np
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
+from marc.memory.errors import one_line
 from marc.memory.stores.base import (
     INDEXED_FIELDS,
     EventFilter,
@@ -28,7 +29,6 @@ from marc.memory.stores.base import (
     ScoredPoint,
     StoreError,
     VectorStore,
-    one_line,
 )
 
 _BATCH = 256  # points per request (~2.5 MB of JSON at 1024-d)
