@@ -77,10 +77,9 @@ class IngestReport:
         }
 
 
-def segment_video(path: Path, settings: Settings) -> tuple[Decoded, Segmentation]:
-    """Decode ``path`` once and cut it into events, storing nothing."""
-    decoded = decode(path, image_size=32, sample_fps=0.5)
-    seg = segment(
+def segment_decoded(decoded: Decoded, settings: Settings) -> Segmentation:
+    """Cut decoded frames into events with the segmentation ``settings``."""
+    return segment(
         decoded.small,
         decoded.fps,
         cut_threshold=settings.cut_threshold,
@@ -88,7 +87,12 @@ def segment_video(path: Path, settings: Settings) -> tuple[Decoded, Segmentation
         min_event_s=settings.min_event_s,
         device=settings.device,
     )
-    return decoded, seg
+
+
+def segment_video(path: Path, settings: Settings) -> tuple[Decoded, Segmentation]:
+    """Decode ``path`` once and cut it into events, storing nothing."""
+    decoded = decode(path, image_size=32, sample_fps=0.5)
+    return decoded, segment_decoded(decoded, settings)
 
 
 class Ingestor:
@@ -263,14 +267,7 @@ class Ingestor:
                 interpolation=self.encoder.interpolation,
             ) as decoded:
                 progress("stage", path=path, stage="segment")
-                seg = segment(
-                    decoded.small,
-                    decoded.fps,
-                    cut_threshold=self.settings.cut_threshold,
-                    max_event_s=self.settings.max_event_s,
-                    min_event_s=self.settings.min_event_s,
-                    device=self.settings.device,
-                )
+                seg = segment_decoded(decoded, self.settings)
                 progress("stage", path=path, stage="embed")
                 vectors = self._embed(decoded, seg)
         except MediaError as e:
