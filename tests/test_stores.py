@@ -357,7 +357,8 @@ payload = dict(video_id="killed", camera="gate", start_s=0.0, end_s=1.0,
 rng = np.random.default_rng(0)
 ids = [line.strip() for line in sys.stdin]
 points = [EventPoint(i, rng.standard_normal(dim), dict(payload, event_id=i)) for i in ids[:n]]
-store = EdgeStore(root)
+release = None if sys.argv[5] == "hold" else float(sys.argv[5])
+store = EdgeStore(root, release_after_s=release)
 store.ensure_collection(name, dim)
 store.upsert(name, points)
 print("upserted", flush=True)
@@ -365,25 +366,35 @@ time.sleep(120)
 """
 
 
-def test_edge_upsert_survives_kill_9_and_locks_out_second_opener(tmp_path):
-    """A real process upserts, says so, and is SIGKILLed at once; the points must be there."""
-    root, n = tmp_path / "vectors", 300
-    ids = [str(uuid.uuid5(uuid.NAMESPACE_URL, f"kill/{i}")) for i in range(n)]
+def _writer(tmp_path, root, ids, release: str) -> subprocess.Popen:
     script = tmp_path / "writer.py"
     script.write_text(_WRITER)
-    proc = subprocess.Popen(
-        [sys.executable, str(script), str(root), NAME, str(n), str(DIM)],
+    return subprocess.Popen(
+        [sys.executable, str(script), str(root), NAME, str(len(ids)), str(DIM), release],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
+
+
+def test_edge_upsert_survives_kill_9_and_locks_out_second_opener(tmp_path):
+    """A real process upserts, says so, and is SIGKILLed at once; the points must be there."""
+    root, n = tmp_path / "vectors", 300
+    ids = [str(uuid.uuid5(uuid.NAMESPACE_URL, f"kill/{i}")) for i in range(n)]
+    proc = _writer(tmp_path, root, ids, "hold")
     try:
         proc.stdin.write("\n".join(ids))
         proc.stdin.close()
         assert proc.stdout.readline().strip() == "upserted"
-        # While the writer holds the shard, a second opener is refused, clearly, without damage.
-        with EdgeStore(root) as other, pytest.raises(StoreError, match="in use by another"):
+        # While the writer holds the shard, a second opener waits, then is refused clearly,
+        # without damage.
+        t0 = time.monotonic()
+        with (
+            EdgeStore(root, wait_s=0.5) as other,
+            pytest.raises(StoreError, match="in use by another process"),
+        ):
             other.count(NAME)
+        assert 0.5 <= time.monotonic() - t0 < 5
         proc.send_signal(signal.SIGKILL)
         assert proc.wait(timeout=30) == -signal.SIGKILL
     finally:
@@ -394,6 +405,41 @@ def test_edge_upsert_survives_kill_9_and_locks_out_second_opener(tmp_path):
         assert store.video_ids(NAME) == {"killed"}
         hits = store.search(NAME, np.ones(DIM, dtype=np.float32), n)
         assert sorted(h.id for h in hits) == sorted(ids)
+
+
+def test_edge_idle_shard_is_released_to_another_process(tmp_path):
+    """A live process that stopped using a shard lets another process read and write it."""
+    root, n = tmp_path / "vectors", 50
+    ids = [str(uuid.uuid5(uuid.NAMESPACE_URL, f"idle/{i}")) for i in range(n)]
+    proc = _writer(tmp_path, root, ids, "0.2")
+    try:
+        proc.stdin.write("\n".join(ids))
+        proc.stdin.close()
+        assert proc.stdout.readline().strip() == "upserted"
+        with EdgeStore(root, wait_s=10) as other:  # the writer is alive, its shard idle
+            assert other.count(NAME) == n
+            other.upsert(NAME, make_points(n=3))
+            assert other.count(NAME) == n + 3
+        assert proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+
+
+def test_edge_store_reopens_after_idle_release(tmp_path):
+    points = make_points(n=20)
+    with EdgeStore(tmp_path, release_after_s=0.05) as store:
+        store.ensure_collection(NAME, DIM)
+        store.upsert(NAME, points[:10])
+        deadline = time.monotonic() + 5
+        while store._shards and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not store._shards, "the idle shard was not released"
+        # Released means closed: another opener in this very process gets it at once.
+        with EdgeStore(tmp_path, wait_s=0) as other:
+            assert other.count(NAME) == 10
+        store.upsert(NAME, points[10:])
+        assert store.count(NAME) == 20
 
 
 def test_edge_optimize_builds_hnsw_and_filtered_search_stays_exact(tmp_path):
@@ -410,7 +456,8 @@ def test_edge_optimize_builds_hnsw_and_filtered_search_stays_exact(tmp_path):
     qe.EdgeShard.load(str(tmp_path / NAME), config).close()
     with EdgeStore(tmp_path) as store:
         store.optimize(NAME)
-        assert store._shard(NAME).info().indexed_vectors_count == len(points)
+        with store._use(NAME) as shard:
+            assert shard.info().indexed_vectors_count == len(points)
         assert store.count(NAME) == len(points)
         for q in np.random.default_rng(4).standard_normal((5, DIM)).astype(np.float32):
             for cams in (None, ["gate"], ["yard"]):

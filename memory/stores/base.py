@@ -121,6 +121,8 @@ class EventFilter:
     video_ids: tuple[str, ...] | None = None
     since: str | None = None  # ISO-8601 UTC
     until: str | None = None
+    #: Videos whose events never match (e.g. videos still being ingested).
+    exclude_video_ids: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -241,6 +243,7 @@ class VectorStore(ABC):
         since: datetime | None = None,
         until: datetime | None = None,
         video_ids: Sequence[str] | None = None,
+        exclude_video_ids: Sequence[str] = (),
     ) -> list[ScoredPoint]:
         """The ``k`` events most similar to ``vector`` (``float32 [dim]``), best first.
 
@@ -254,6 +257,7 @@ class VectorStore(ABC):
             since: Only events ending after this aware datetime.
             until: Only events starting before this aware datetime.
             video_ids: Only events of these videos (``None``: any; empty: none).
+            exclude_video_ids: Never events of these videos.
         """
         if not (isinstance(k, int) and k >= 1):
             raise ValueError(f"k must be a positive int, got {k!r}")
@@ -271,6 +275,7 @@ class VectorStore(ABC):
             video_ids=_names(video_ids, "video_ids"),
             since=lo.isoformat() if lo else None,
             until=hi.isoformat() if hi else None,
+            exclude_video_ids=_names(exclude_video_ids, "exclude_video_ids") or (),
         )
         if flt.empty:
             return []
