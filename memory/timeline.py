@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,3 +50,37 @@ class Span:
         """``n`` times spread evenly inside the span: the centres of ``n`` equal slices."""
         step = self.duration_s / n
         return [self.start_s + (i + 0.5) * step for i in range(n)]
+
+
+def parse_time(text: str, *, end_of_day: bool = False) -> datetime:
+    """An ISO-8601 date-time or date as an aware UTC datetime (for ``--since`` / ``--until``).
+
+    A time without an offset is taken as UTC, as file-name timestamps are. A bare date is the start
+    of that day, or with ``end_of_day`` the start of the next one, so ``--until 2024-01-31``
+    includes all of the 31st.
+
+    >>> parse_time("2024-01-31T23:59:59+01:00").isoformat()
+    '2024-01-31T22:59:59+00:00'
+    >>> parse_time("2024-01-31").isoformat(), parse_time("2024-01-31", end_of_day=True).isoformat()
+    ('2024-01-31T00:00:00+00:00', '2024-02-01T00:00:00+00:00')
+
+    Raises:
+        ValueError: ``text`` is neither an ISO-8601 date-time nor a date.
+    """
+    text = text.strip()
+    if len(text) <= 10:  # YYYY-MM-DD (or the compact YYYYMMDD)
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            pass
+        else:
+            t = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            return t + timedelta(days=1) if end_of_day else t
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not an ISO-8601 time; write e.g. 2024-01-31, 2024-01-31T18:00 or "
+            "2024-01-31T18:00:00+01:00"
+        ) from None
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)

@@ -13,8 +13,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from marc.memory.catalog.models import Event, Video
+from marc.memory.catalog.models import Event, Video, VideoPath
 from marc.memory.errors import StoreError
+from marc.memory.fingerprint import fingerprint, video_id
 
 _ALEMBIC_INI = Path(__file__).with_name("alembic.ini")
 
@@ -93,6 +94,22 @@ class Catalog:
                 select(func.count()).select_from(Event).join(Video).where(Video.status == "done")
             )
         return {"videos": videos or 0, "events": events or 0, "failed": failed or 0}
+
+    def video_id_for(self, video: str | Path) -> str:
+        """The id of a video given by id, by a path it was ingested from, or by a copy of it.
+
+        Raises:
+            FileNotFoundError: it is none of these.
+        """
+        with self.session() as s:
+            if isinstance(video, str) and s.get(Video, video) is not None:
+                return video
+            vp = s.get(VideoPath, str(Path(video).absolute()))
+            if vp is not None:
+                return vp.video_id
+        if Path(video).is_file():  # a copy or a moved file: identify it by content
+            return video_id(fingerprint(Path(video)))
+        raise FileNotFoundError(f"{video}: not in the archive and not a readable file")
 
     def close(self) -> None:
         self.engine.dispose()

@@ -1,0 +1,245 @@
+"""The Visual Memory Retriever: a question (or an example picture) in, the top-k events out.
+
+As in the MARC paper, the query is embedded into the event encoder's space (the text tower for a
+question, the image tower for an example frame) and the ``k`` nearest event memories are taken
+(``k = 3`` by default). Camera, time and video restrictions are filters *inside* the vector store,
+so ``k`` hits come back whenever ``k`` events match.
+
+Only the current encoder's collection is searched, so vectors of different encoders never mix
+(``marc reindex`` moves an archive to a new encoder). Only events the catalog has committed are
+returned: videos an ingest is still working on are excluded inside the store as well.
+
+>>> retriever = Retriever(Settings(models="tiny"))  # doctest: +SKIP
+>>> hits = retriever.search("a white van leaving", cameras=["lot"])  # doctest: +SKIP
+>>> [h.to_json() for h in hits]  # doctest: +SKIP
+[{'id': '...', 'video': '/footage/lot/2024-01-31_18-00-00.mp4', 'camera': 'lot', ...}]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from sqlalchemy import select
+
+from marc.memory.catalog import Catalog, Event, Video
+from marc.memory.encoders import Encoder, load_encoder
+from marc.memory.errors import MediaError, StoreError
+from marc.memory.settings import Settings
+from marc.memory.stores import ScoredPoint, VectorStore, open_store
+
+__all__ = ["Hit", "ImageQuery", "Retriever"]
+
+#: What may be searched for: a text (question or description) or an example picture.
+ImageQuery = Path | Image.Image | np.ndarray
+#: Times a search is redone when an ingest commits or claims a video between the two reads.
+_RACE_RETRIES = 5
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved event memory: where it is (file, seconds, wall-clock time) and how close."""
+
+    id: str
+    video: str
+    camera: str
+    start_s: float
+    end_s: float
+    start_at: datetime
+    end_at: datetime
+    score: float
+    video_id: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``marc search --json`` object of this hit."""
+        return {
+            "id": self.id,
+            "video": self.video,
+            "camera": self.camera,
+            "start_s": self.start_s,
+            "end_s": self.end_s,
+            "start_at": self.start_at.isoformat(),
+            "end_at": self.end_at.isoformat(),
+            "score": self.score,
+            "video_id": self.video_id,
+        }
+
+
+class Retriever:
+    """Searches one archive's event memory. Cheap to create; the encoder loads on first search.
+
+    Args:
+        settings: Where the archive lives and which encoder embeds it.
+        catalog, store, encoder: Already-open parts to share (e.g. an :class:`Archive`'s).
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        catalog: Catalog | None = None,
+        store: VectorStore | None = None,
+        encoder: Encoder | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self._owned: list[Catalog | VectorStore] = []
+        if catalog is None:
+            catalog = Catalog(self.settings.catalog_url)
+            self._owned.append(catalog)
+        if store is None:
+            store = open_store(self.settings)
+            self._owned.append(store)
+        self.catalog, self.store = catalog, store
+        self._encoder = encoder
+
+    def close(self) -> None:
+        """Close the catalog and store this retriever opened itself (not shared ones)."""
+        while self._owned:
+            self._owned.pop().close()
+
+    def __enter__(self) -> Retriever:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            self._encoder = load_encoder(self.settings)
+        return self._encoder
+
+    @property
+    def collection(self) -> str:
+        """The current encoder's collection: the only one searched."""
+        return self.store.collection_name(self.encoder.name, self.encoder.dim)
+
+    # ------------------------------------------------------------------------------ search
+    def search(
+        self,
+        query: str | ImageQuery,
+        k: int = 3,
+        *,
+        cameras: Sequence[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        videos: Sequence[str | Path] | None = None,
+    ) -> list[Hit]:
+        """The ``k`` events closest to ``query``, best first.
+
+        Args:
+            query: A text (embedded with the text tower), or an example picture: an image file
+                path, a PIL image or an RGB ``uint8 [H, W, 3]`` array (the image tower).
+            k: How many events at most.
+            cameras: Only these cameras (``None``: all).
+            since: Only events that end after this aware datetime.
+            until: Only events that start before this aware datetime.
+            videos: Only these videos, as file paths or video ids.
+
+        Raises:
+            MediaError: the example picture cannot be read.
+            StoreError: nothing is embedded with the current encoder, or a store failed.
+        """
+        vector = self.embed_query(query)
+        self._check_collection()
+        video_ids = None if videos is None else [self.catalog.video_id_for(v) for v in videos]
+        exclude = self._uncommitted()
+        for _ in range(_RACE_RETRIES):
+            points = self.store.search(
+                self.collection,
+                vector,
+                k,
+                cameras=cameras,
+                since=since,
+                until=until,
+                video_ids=video_ids,
+                exclude_video_ids=sorted(exclude),
+            )
+            hits, unknown = self._resolve(points)
+            if not unknown:
+                return hits
+            exclude |= unknown  # claimed by an ingest after we looked: not committed, skip it
+        return hits
+
+    def embed_query(self, query: str | ImageQuery) -> np.ndarray:
+        """``float32 [dim]`` unit vector of a text or an example picture."""
+        if isinstance(query, str):
+            if not query.strip():
+                raise ValueError("the search text is empty")
+            return self.encoder.embed_texts([query])[0]
+        return self.encoder.embed_images(self.encoder.prepare([_picture(query)]))[0]
+
+    # ----------------------------------------------------------------------------- helpers
+    def _check_collection(self) -> None:
+        """Fail clearly when no stored video is embedded by the current encoder."""
+        with self.catalog.session() as s:
+            collections = set(
+                s.scalars(select(Video.collection).where(Video.status == "done").distinct())
+            )
+        if self.collection in collections and self.collection in self.store.collections():
+            return
+        others = sorted(c for c in collections if c and c != self.collection)
+        if others:
+            raise StoreError(
+                f"the archive's events are embedded by another encoder ({others[0]}), not "
+                f"{self.encoder.name}; run `marc reindex` to search with it"
+            )
+        raise StoreError(
+            f"{self.settings.home}: no events stored yet; run `marc ingest` on some videos first"
+        )
+
+    def _uncommitted(self) -> set[str]:
+        """Videos whose vectors may be in the store without committed events."""
+        with self.catalog.session() as s:
+            return set(s.scalars(select(Video.id).where(Video.status != "done")))
+
+    def _resolve(self, points: list[ScoredPoint]) -> tuple[list[Hit], set[str]]:
+        """Hits for ``points`` from the catalog, and the videos of points it has not committed."""
+        if not points:
+            return [], set()
+        with self.catalog.session() as s:
+            rows = s.execute(
+                select(Event, Video)
+                .join(Video)
+                .where(Event.id.in_([p.id for p in points]), Video.status == "done")
+            ).all()
+        known = {e.id: (e, v) for e, v in rows}
+        hits, unknown = [], set()
+        for p in points:
+            if p.id not in known:
+                unknown.add(str(p.payload.get("video_id", "")))
+                continue
+            e, v = known[p.id]
+            hits.append(
+                Hit(
+                    id=e.id,
+                    video=v.path,
+                    camera=v.camera,
+                    start_s=e.start_s,
+                    end_s=e.end_s,
+                    start_at=e.start_at,
+                    end_at=e.end_at,
+                    score=p.score,
+                    video_id=v.id,
+                )
+            )
+        return hits, unknown
+
+
+def _picture(query: ImageQuery) -> Image.Image | np.ndarray:
+    """An example picture as something :meth:`Encoder.prepare` takes; files are opened here."""
+    if isinstance(query, Image.Image | np.ndarray):
+        return query
+    path = Path(query)
+    try:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    except FileNotFoundError:
+        raise MediaError(path, "no such file") from None
+    except (UnidentifiedImageError, OSError) as err:
+        raise MediaError(path, f"not a readable image ({type(err).__name__})") from err
