@@ -159,6 +159,74 @@ def events(
 
 
 @app.command()
+def search(
+    text: Annotated[
+        str | None, typer.Argument(help="What to look for, in words (or use --image).")
+    ] = None,
+    image: Annotated[
+        Path | None, typer.Option("--image", help="Find events that look like this picture.")
+    ] = None,
+    k: Annotated[int, typer.Option("--k", "-k", min=1, help="How many events.")] = 3,
+    camera: Annotated[
+        list[str] | None, typer.Option("--camera", help="Only this camera (repeatable).")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only events ending after this ISO time or date (UTC).")
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(help="Only events starting before this ISO time, or through this date."),
+    ] = None,
+    video: Annotated[
+        list[Path] | None, typer.Option("--video", help="Only this video file (repeatable).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find the events that best match a description or an example picture."""
+    from marc.memory.timeline import parse_time
+
+    if (text is None) == (image is None):
+        raise _fail(ValueError("give exactly one of a search TEXT or --image PATH"), code=2)
+    if image is not None and not image.is_file():
+        raise _fail(FileNotFoundError(f"{image}: no such file"), code=2)
+    try:
+        lo = parse_time(since) if since else None
+        hi = parse_time(until, end_of_day=True) if until else None
+    except ValueError as e:
+        raise _fail(e, code=2) from e
+    try:
+        with _archive() as archive:
+            hits = archive.search(
+                text if image is None else image,
+                k,
+                cameras=camera or None,
+                since=lo,
+                until=hi,
+                videos=video or None,
+            )
+    except (FileNotFoundError, ValueError) as e:
+        raise _fail(e, code=2) from e
+    except MarcError as e:
+        raise _fail(e) from e
+    if as_json:
+        _print_json([h.to_json() for h in hits])
+        return
+    if not hits:
+        out.print("no matching events")
+        return
+    table = Table("score", "camera", "video", "seconds", "start_at")
+    for h in hits:
+        table.add_row(
+            f"{h.score:.3f}",
+            h.camera,
+            Path(h.video).name,
+            f"{h.start_s:.1f}-{h.end_s:.1f}",
+            h.start_at.isoformat(timespec="seconds"),
+        )
+    out.print(table)
+
+
+@app.command()
 def status(as_json: JsonOpt = False) -> None:
     """Count videos, events and failures in the catalog, and vectors in the vector store."""
     try:
@@ -231,6 +299,39 @@ class _IngestProgress:
             self.bar.update(self.task, detail=f"{Path(info['path']).name} {stage}".strip())
         elif kind == "result":
             self.bar.advance(self.task)
+
+
+@app.command()
+def reindex(as_json: JsonOpt = False) -> None:
+    """Re-embed every stored event with the current encoder (MARC_ENCODER) into its collection."""
+    try:
+        archive = _archive()
+        with archive, _ReindexProgress(quiet=as_json) as progress:
+            report = archive.reindex(progress=progress)
+    except MarcError as e:
+        raise _fail(e) from e
+    if as_json:
+        _print_json(report.to_json())
+    else:
+        for f in report.failed:
+            err.print(f"[red]failed:[/] {f.path}: {f.error}", highlight=False, soft_wrap=True)
+        out.print(
+            f"reindexed {report.reindexed}, skipped {report.skipped}, "
+            f"failed {len(report.failed)}, events {report.events} into {report.collection}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    raise typer.Exit(1 if report.failed else 0)
+
+
+class _ReindexProgress(_IngestProgress):
+    """The ingest progress bar, fed by the reindexer's ``videos``/``video`` events."""
+
+    def __call__(self, kind: str, **info: Any) -> None:
+        if kind == "videos":
+            self.task = self.bar.add_task("reindex", total=info["total"], detail="")
+        else:
+            super().__call__("file" if kind == "video" else kind, **info)
 
 
 def main() -> None:

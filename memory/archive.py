@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
-from marc.memory.catalog import Catalog, Event, Video, VideoPath
-from marc.memory.fingerprint import fingerprint, video_id
-from marc.memory.ingest import Ingestor, IngestReport, Progress, _no_progress, segment_video
+from marc.memory.catalog import Catalog, Event, Video
+from marc.memory.ingest import Ingestor, IngestReport, Progress, no_progress, segment_video
+from marc.memory.reindex import Reindexer, ReindexReport
+from marc.memory.retrieval import Hit, ImageQuery, Retriever
 from marc.memory.settings import Settings
 from marc.memory.stores import VectorStore, open_store
 
@@ -36,10 +38,35 @@ class Archive:
         return open_store(self.settings)
 
     def ingest(
-        self, paths: Sequence[Path], *, camera: str | None = None, progress: Progress = _no_progress
+        self, paths: Sequence[Path], *, camera: str | None = None, progress: Progress = no_progress
     ) -> IngestReport:
         return Ingestor(self.settings, catalog=self.catalog, store=self.store).ingest(
             paths, camera=camera, progress=progress
+        )
+
+    def reindex(self, *, progress: Progress = no_progress) -> ReindexReport:
+        """Re-embed every stored event with the current encoder (``marc reindex``)."""
+        return Reindexer(self.settings, catalog=self.catalog, store=self.store).reindex(
+            progress=progress
+        )
+
+    @cached_property
+    def retriever(self) -> Retriever:
+        return Retriever(self.settings, catalog=self.catalog, store=self.store)
+
+    def search(
+        self,
+        query: str | ImageQuery,
+        k: int = 3,
+        *,
+        cameras: Sequence[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        videos: Sequence[str | Path] | None = None,
+    ) -> list[Hit]:
+        """The ``k`` events closest to a text or an example picture (see :class:`Retriever`)."""
+        return self.retriever.search(
+            query, k, cameras=cameras, since=since, until=until, videos=videos
         )
 
     def segment(self, path: Path) -> dict[str, Any]:
@@ -67,7 +94,7 @@ class Archive:
             .order_by(Video.recorded_at, Video.path, Event.index)
         )
         if video is not None:
-            q = q.where(Video.id == self._video_id_of(video))
+            q = q.where(Video.id == self.catalog.video_id_for(video))
         with self.catalog.session() as s:
             rows = s.execute(q).all()
         return [
@@ -83,15 +110,6 @@ class Archive:
             }
             for e, v in rows
         ]
-
-    def _video_id_of(self, path: Path) -> str:
-        with self.catalog.session() as s:
-            vp = s.get(VideoPath, str(path.absolute()))
-            if vp is not None:
-                return vp.video_id
-        if path.is_file():  # a copy or a moved file: identify it by content
-            return video_id(fingerprint(path))
-        raise FileNotFoundError(f"{path}: not in the archive and not a readable file")
 
     def status(self) -> dict[str, Any]:
         """Counts from the catalog and, independently, from the vector store (``marc status``)."""

@@ -31,25 +31,28 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from marc.memory.catalog import Catalog, Event, IngestRun, Video, VideoPath
 from marc.memory.catalog.models import utcnow
 from marc.memory.discover import camera_for, discover, recorded_at
 from marc.memory.encoders import Encoder, event_vector, load_encoder
-from marc.memory.errors import MediaError
+from marc.memory.errors import MediaError, StoreError
 from marc.memory.fingerprint import event_id, fingerprint, path_video_id, video_id
 from marc.memory.media import Decoded, decode, probe
+from marc.memory.process import pid_alive
 from marc.memory.segment import Segmentation, segment
 from marc.memory.settings import Settings
 from marc.memory.stores import EventPoint, VectorStore, open_store
+from marc.memory.timeline import Span
 
 #: ``progress(kind, **info)``: ``files`` (total=n), ``file`` (path=), ``stage`` (path=, stage=),
 #: ``result`` (path=, outcome=ingested|skipped|failed, events=, error=).
 Progress = Callable[..., None]
 
 
-def _no_progress(kind: str, **info: Any) -> None:
+def no_progress(kind: str, **info: Any) -> None:
     pass
 
 
@@ -93,6 +96,35 @@ def segment_video(path: Path, settings: Settings) -> tuple[Decoded, Segmentation
     """Decode ``path`` once and cut it into events, storing nothing."""
     decoded = decode(path, image_size=32, sample_fps=0.5)
     return decoded, segment_decoded(decoded, settings)
+
+
+def embed_spans(
+    encoder: Encoder, decoded: Decoded, spans: Sequence[Span], frames_per_event: int
+) -> list[np.ndarray]:
+    """One vector per span: the normalised mean of N frames sampled evenly inside it.
+
+    Each of the ``frames_per_event`` times of :meth:`Span.sample_times` takes the decoded sample
+    nearest to it; every distinct sample is embedded once. Ingest and ``marc reindex`` both embed
+    through here, so a reindexed event gets the vector a fresh ingest would give it.
+
+    Args:
+        encoder: The encoder; ``decoded`` must have been decoded at its ``image_size``.
+        decoded: The video's decoded samples.
+        spans: The events' spans, in seconds.
+        frames_per_event: N.
+
+    Returns:
+        ``float32 [encoder.dim]`` unit vectors, one per span, in order.
+    """
+    n = frames_per_event
+    picks = [
+        [int(np.abs(decoded.sample_times - t).argmin()) for t in span.sample_times(n)]
+        for span in spans
+    ]
+    unique = sorted({i for p in picks for i in p})
+    embs = encoder.embed_images(np.asarray(decoded.samples[unique]))
+    row = {i: r for r, i in enumerate(unique)}
+    return [event_vector(embs[[row[i] for i in p]]) for p in picks]
 
 
 class Ingestor:
@@ -142,7 +174,7 @@ class Ingestor:
             crashed = [
                 r
                 for r in s.scalars(select(IngestRun).where(IngestRun.status == "running"))
-                if r.host == host and not _pid_alive(r.pid)
+                if r.host == host and not pid_alive(r.pid)
             ]
             if not crashed:
                 return 0
@@ -156,15 +188,19 @@ class Ingestor:
         self.store.ensure_collection(self.collection, self.encoder.dim)
         for vid in stale:
             self.store.delete_video(self.collection, vid)
+        # The store first, then the catalog: a concurrent ingest claims a video (committed)
+        # before it writes the video's vectors, so every vector seen here belongs to a video the
+        # catalog read below knows, unless it really is an orphan.
+        stored = self.store.video_ids(self.collection)
         with self.catalog.session() as s:  # pending claims of live runs keep their vectors
             known = set(s.scalars(select(Video.id).where(Video.status.in_(("done", "pending")))))
-        for vid in self.store.video_ids(self.collection) - (known - set(stale)):
+        for vid in stored - (known - set(stale)):
             self.store.delete_video(self.collection, vid)
         return len(stale)
 
     # ------------------------------------------------------------------------------- ingest
     def ingest(
-        self, paths: Sequence[Path], *, camera: str | None = None, progress: Progress = _no_progress
+        self, paths: Sequence[Path], *, camera: str | None = None, progress: Progress = no_progress
     ) -> IngestReport:
         """Ingest every video found under ``paths``. Bad files are reported, never fatal.
 
@@ -237,22 +273,11 @@ class Ingestor:
             self._fail_unreadable(spath, run_id, e.problem)
             raise
         vid = video_id(fp)
-        with self.catalog.session() as s:
-            video = s.get(Video, vid)
-            if video is not None and self._is_current(video, key):
-                self._remember_path(s, video, spath, st)
-                return None
-            if video is None:
-                video = Video(id=vid, fingerprint=fp, path=spath)
-                s.add(video)
-            video.status, video.error, video.run_id = "pending", None, run_id
-            video.path = spath
-            s.execute(
-                delete(VideoPath).where(
-                    VideoPath.path == spath, VideoPath.video_id == path_video_id(spath)
-                )
-            )
-            s.execute(delete(Video).where(Video.id == path_video_id(spath)))
+        claim = self._claim(vid, fp, spath, st, run_id, key)
+        if claim != "claimed":
+            if claim == "busy":
+                progress("stage", path=path, stage="busy")
+            return None
 
         try:
             progress("stage", path=path, stage="decode")
@@ -297,7 +322,7 @@ class Ingestor:
         self.store.ensure_collection(coll, self.encoder.dim)
         self.store.delete_video(coll, vid)  # events of earlier settings, if any
         self.store.upsert(
-            coll, [_point(e, vid, cam, vec) for e, vec in zip(events, vectors, strict=True)]
+            coll, [event_point(e, vid, cam, vec) for e, vec in zip(events, vectors, strict=True)]
         )
 
         with self.catalog.session() as s:
@@ -319,6 +344,56 @@ class Ingestor:
             self._drop_if_orphaned(old)
         return len(events)
 
+    def _claim(
+        self, vid: str, fp: str, spath: str, st: os.stat_result, run_id: int, key: str
+    ) -> str:
+        """Take video ``vid`` for this run: ``"claimed"``, ``"current"`` (already stored) or
+        ``"busy"`` (another live ingest is working on it; that run will store it).
+
+        The claim is one conditional ``UPDATE`` (or an ``INSERT`` against the primary key), so
+        two ingests of the same files at once never both work on one video.
+        """
+        for _ in range(2):  # a second look after losing an INSERT race
+            try:
+                with self.catalog.session() as s:
+                    video = s.get(Video, vid)
+                    if video is not None and self._is_current(video, key):
+                        self._remember_path(s, video, spath, st)
+                        return "current"
+                    if video is None:
+                        s.add(Video(id=vid, fingerprint=fp, path=spath, run_id=run_id))
+                        s.flush()  # raises IntegrityError if another run inserted it first
+                    else:
+                        live = select(IngestRun.id).where(
+                            IngestRun.status == "running", IngestRun.id != run_id
+                        )
+                        taken = s.execute(
+                            update(Video)
+                            .where(
+                                Video.id == vid,
+                                or_(
+                                    Video.status != "pending",
+                                    Video.run_id.is_(None),
+                                    Video.run_id.not_in(live),
+                                ),
+                            )
+                            .values(status="pending", error=None, run_id=run_id, path=spath)
+                            .execution_options(synchronize_session=False)
+                        ).rowcount
+                        if not taken:
+                            return "busy"
+                    s.execute(
+                        delete(VideoPath).where(
+                            VideoPath.path == spath, VideoPath.video_id == path_video_id(spath)
+                        )
+                    )
+                    s.execute(delete(Video).where(Video.id == path_video_id(spath)))
+                return "claimed"
+            except StoreError as e:
+                if not isinstance(e.__cause__, IntegrityError):
+                    raise
+        return "busy"
+
     # ------------------------------------------------------------------------------ helpers
     def _is_current(self, video: Video, key: str) -> bool:
         """Done with today's segmentation settings, in the current encoder's collection."""
@@ -330,15 +405,8 @@ class Ingestor:
 
     def _embed(self, decoded: Decoded, seg: Segmentation) -> list[np.ndarray]:
         """One vector per event: normalised mean of N frames sampled evenly inside it."""
-        n = self.settings.frames_per_event
-        picks = [
-            [int(np.abs(decoded.sample_times - t).argmin()) for t in ev.span.sample_times(n)]
-            for ev in seg.events
-        ]
-        unique = sorted({i for p in picks for i in p})
-        embs = self.encoder.embed_images(np.asarray(decoded.samples[unique]))
-        row = {i: r for r, i in enumerate(unique)}
-        return [event_vector(embs[[row[i] for i in p]]) for p in picks]
+        spans = [ev.span for ev in seg.events]
+        return embed_spans(self.encoder, decoded, spans, self.settings.frames_per_event)
 
     def _remember_path(self, s, video: Video, spath: str, st: os.stat_result) -> list[str]:
         """Point ``spath`` at ``video``; returns ids of videos the path pointed to before."""
@@ -369,8 +437,7 @@ class Ingestor:
                 return
             coll = video.collection
             s.delete(video)
-        if coll:
-            self.store.ensure_collection(coll, self.encoder.dim)
+        if coll and coll in self.store.collections():  # any encoder's collection, as it is
             self.store.delete_video(coll, vid)
 
     def _fail_unreadable(self, spath: str, run_id: int, problem: str) -> None:
@@ -382,7 +449,8 @@ class Ingestor:
             s.merge(video)
 
 
-def _point(e: Event, vid: str, camera: str, vector: np.ndarray) -> EventPoint:
+def event_point(e: Event, vid: str, camera: str, vector: np.ndarray) -> EventPoint:
+    """The vector-store point of catalog event ``e`` of video ``vid``."""
     return EventPoint(
         id=e.id,
         vector=vector.astype(np.float32),
@@ -400,15 +468,3 @@ def _point(e: Event, vid: str, camera: str, vector: np.ndarray) -> EventPoint:
 
 def _iso(t: datetime) -> str:
     return t.isoformat()
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

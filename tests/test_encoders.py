@@ -246,6 +246,18 @@ def test_load_encoder_generates_tiny_under_marc_home_and_caches_it(marc_home):
     assert load_encoder(Settings()) is enc
 
 
+def test_marc_encoder_tiny_wide_is_a_second_generated_encoder(marc_home, monkeypatch):
+    """A second tiny model to switch to: same family and loading path, its own name and dim."""
+    monkeypatch.setenv("MARC_ENCODER", "tiny-wide")
+    wide = load_encoder(Settings())
+    assert wide.name == tiny_name("tiny-wide") and wide.name.startswith("tiny-pe-core-wide-")
+    assert (wide.dim, wide.image_size, wide.resize_mode) == (96, 64, "squash")
+    assert (marc_home / "models/tiny-pe-core-wide/open_clip_model.safetensors").is_file()
+    assert tiny_name() == "tiny-pe-core-26663e4a"  # adding variants never changes the default
+    with pytest.raises(ModelError, match="tiny-huge"):
+        ensure_tiny(marc_home / "models", "tiny-huge")
+
+
 # Offline behaviour -------------------------------------------------------------------------------
 
 

@@ -9,7 +9,8 @@ Usage::
 
 ``MARC_MODELS=default`` loads PE-Core-B/16 from the Hugging Face hub (cached under
 ``MARC_HOME/models``); ``MARC_MODELS=tiny`` generates a small random-weight model of the same family
-once, offline, and loads it through the same code.
+once, offline, and loads it through the same code. ``MARC_ENCODER=tiny-wide`` picks a second
+generated model (another seed and embedding dim) to switch to, e.g. to test ``marc reindex``.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from typing import TYPE_CHECKING
 
 from marc.memory.encoders.base import Encoder, event_vector, l2_normalize, prepare_images
 from marc.memory.encoders.pe_core import OpenClipEncoder
-from marc.memory.encoders.tiny import ensure_tiny, tiny_name
+from marc.memory.encoders.tiny import TINY_VARIANTS, ensure_tiny, tiny_name
 
 if TYPE_CHECKING:
     from marc.memory.settings import Settings
 
 __all__ = [
+    "TINY_VARIANTS",
     "Encoder",
     "OpenClipEncoder",
     "ensure_tiny",
@@ -42,15 +44,16 @@ _lock = threading.Lock()
 def load_encoder(settings: Settings) -> Encoder:
     """The encoder ``settings`` ask for, loaded once per (model, device, batch size) per process.
 
-    ``settings.encoder_id == "tiny"`` generates (once) and loads the tiny model under
-    ``settings.models_path``; any other id is an open_clip ``hf-hub:``/``local-dir:`` id.
+    An ``settings.encoder_id`` of :data:`TINY_VARIANTS` (``tiny``, ``tiny-wide``) generates (once)
+    and loads that tiny model under ``settings.models_path``; any other id is an open_clip
+    ``hf-hub:``/``local-dir:`` id.
 
     Raises:
         ModelError: the model could not be generated, downloaded or loaded.
     """
     model_id = settings.encoder_id
-    if model_id == "tiny":
-        model_id = ensure_tiny(settings.models_path)
+    if model_id in TINY_VARIANTS:
+        model_id = ensure_tiny(settings.models_path, model_id)
     key = (model_id, settings.device, settings.batch_size, settings.precision)
     with _lock:
         if key not in _loaded:

@@ -26,6 +26,11 @@ non-constant tensor is overwritten with values from numpy's PCG64 seeded by ``(S
 (``N(0, 1)`` clipped to +-2, times ``1/sqrt(fan_in)``; 0.02 for vectors). Constant inits (LayerNorm
 ones/zeros, zero biases, ``logit_scale``) are kept. The same spec gives byte-identical weights on
 any machine; the encoder's name carries a digest of the spec.
+
+Variants: :data:`TINY_VARIANTS` maps encoder ids to generated models. ``tiny`` is the model above;
+``tiny-wide`` (``MARC_ENCODER=tiny-wide``) has the same towers, a joint embedding dim of 96 and
+seed 1 -- a second, incompatible encoder to switch to (``marc reindex`` tests). Both are written
+and loaded by the same code, each in its own folder, with its own name.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import os
 import shutil
 import tempfile
 from copy import deepcopy
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -51,7 +57,7 @@ from timm.models.eva import Eva
 
 from marc.memory.errors import ModelError
 
-__all__ = ["TINY_DIRNAME", "TINY_SEED", "ensure_tiny", "tiny_name"]
+__all__ = ["TINY_DIRNAME", "TINY_SEED", "TINY_VARIANTS", "TinyVariant", "ensure_tiny", "tiny_name"]
 
 #: Folder, under the models directory, that holds the generated model.
 TINY_DIRNAME = "tiny-pe-core"
@@ -107,6 +113,33 @@ _WEIGHTS_FILE = "open_clip_model.safetensors"
 _CONFIG_FILE = "open_clip_config.json"
 
 
+@dataclass(frozen=True)
+class TinyVariant:
+    """One generated tiny model; all share the vision tower registered below.
+
+    Attributes:
+        dirname: Its folder under the models directory, and the prefix of its name.
+        seed: Seed of its weights.
+        embed_dim: Joint embedding dim (the vision head and text projection output).
+    """
+
+    dirname: str
+    seed: int
+    embed_dim: int
+
+    def model_cfg(self) -> dict[str, Any]:
+        """The open_clip model config (with MARC's ``custom_text`` flag)."""
+        return {**_MODEL_CFG, "embed_dim": self.embed_dim}
+
+
+#: Encoder ids (``MARC_ENCODER``) of the generated models. ``tiny`` is the default of
+#: ``MARC_MODELS=tiny``; its spec, hence its name and weights, must never change.
+TINY_VARIANTS: dict[str, TinyVariant] = {
+    "tiny": TinyVariant(TINY_DIRNAME, TINY_SEED, _EMBED_DIM),
+    "tiny-wide": TinyVariant("tiny-pe-core-wide", 1, 96),
+}
+
+
 @register_model
 def vit_pe_core_marc_tiny_patch16_64(pretrained: bool = False, **kwargs: Any) -> Eva:
     """timm entry point of the tiny PE-Core vision tower (random init only; no pretrained tag)."""
@@ -118,44 +151,65 @@ def vit_pe_core_marc_tiny_patch16_64(pretrained: bool = False, **kwargs: Any) ->
     return Eva(**{**args, **kwargs})
 
 
-def _spec() -> dict[str, Any]:
+def _variant(variant: str) -> TinyVariant:
+    try:
+        return TINY_VARIANTS[variant]
+    except KeyError:
+        known = ", ".join(sorted(TINY_VARIANTS))
+        raise ModelError(f"{variant!r}: no such tiny encoder (known: {known})") from None
+
+
+def _spec(v: TinyVariant) -> dict[str, Any]:
     return {
         "format": _FORMAT,
-        "seed": TINY_SEED,
+        "seed": v.seed,
         "vision_args": {**_VISION_ARGS, "norm_eps": _NORM_EPS},
-        "model_cfg": _MODEL_CFG,
+        "model_cfg": v.model_cfg(),
         "preprocess_cfg": _PREPROCESS_CFG,
     }
 
 
-def tiny_name() -> str:
-    """The tiny encoder's name: ``tiny-pe-core-<8 hex digits of the spec's sha256>``."""
-    blob = json.dumps(_spec(), sort_keys=True).encode()
-    return f"tiny-pe-core-{hashlib.sha256(blob).hexdigest()[:8]}"
+def tiny_name(variant: str = "tiny") -> str:
+    """A tiny encoder's name: ``<dirname>-<8 hex digits of the spec's sha256>``.
+
+    >>> tiny_name()
+    'tiny-pe-core-26663e4a'
+    """
+    v = _variant(variant)
+    blob = json.dumps(_spec(v), sort_keys=True).encode()
+    return f"{v.dirname}-{hashlib.sha256(blob).hexdigest()[:8]}"
 
 
-def ensure_tiny(models_dir: Path) -> str:
-    """Generate the tiny model under ``models_dir/tiny-pe-core`` unless it is already there.
+def ensure_tiny(models_dir: Path, variant: str = "tiny") -> str:
+    """Generate tiny model ``variant`` under ``models_dir/<dirname>`` unless it is already there.
 
     Idempotent and atomic: the model is written to a temporary sibling folder and renamed into
     place, so an interrupted run never leaves a half model; a folder from another spec (older
     version, other seed) is replaced.
 
+    Args:
+        models_dir: The models directory (``MARC_HOME/models``).
+        variant: A key of :data:`TINY_VARIANTS`.
+
     Returns:
         The open_clip model id ``"local-dir:<absolute path>"``.
+
+    Raises:
+        ModelError: ``variant`` is unknown, or the folder cannot be written.
     """
+    v = _variant(variant)
     models_dir = Path(models_dir).expanduser().resolve()
-    target = models_dir / TINY_DIRNAME
-    name = tiny_name()
+    target = models_dir / v.dirname
+    name = tiny_name(variant)
     if _is_current(target, name):
         return f"local-dir:{target}"
     try:
         models_dir.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{TINY_DIRNAME}-", dir=models_dir))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{v.dirname}-", dir=models_dir))
     except OSError as e:
         raise ModelError(f"{models_dir}: cannot write the tiny model there ({e.strerror})") from e
     try:
-        _write(tmp, name)
+        _write(tmp, name, v)
         _swap_into_place(tmp, target, name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -170,28 +224,28 @@ def _is_current(folder: Path, name: str) -> bool:
     return config.get("marc", {}).get("name") == name and (folder / _WEIGHTS_FILE).is_file()
 
 
-def _write(folder: Path, name: str) -> None:
-    """Write config and deterministic weights of the tiny model into ``folder``."""
-    cfg = deepcopy(_MODEL_CFG)
+def _write(folder: Path, name: str, v: TinyVariant) -> None:
+    """Write config and deterministic weights of tiny model ``v`` into ``folder``."""
+    cfg = deepcopy(v.model_cfg())
     cfg.pop("custom_text")
     with torch.random.fork_rng(devices=[]):  # torch init only decides the constant tensors
-        torch.manual_seed(TINY_SEED)
+        torch.manual_seed(v.seed)
         model = CustomTextCLIP(**cfg)
-    tensors = {k: _deterministic(k, v) for k, v in sorted(model.state_dict().items())}
+    tensors = {k: _deterministic(k, t, v.seed) for k, t in sorted(model.state_dict().items())}
     save_file(tensors, str(folder / _WEIGHTS_FILE), metadata={"marc_name": name})
     config = {
-        "model_cfg": _MODEL_CFG,
+        "model_cfg": v.model_cfg(),
         "preprocess_cfg": _PREPROCESS_CFG,
         "marc": {
             "name": name,
-            "seed": TINY_SEED,
+            "seed": v.seed,
             "note": "random weights generated by marc.memory.encoders.tiny; not a trained model",
         },
     }
     (folder / _CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
-def _deterministic(key: str, t: torch.Tensor) -> torch.Tensor:
+def _deterministic(key: str, t: torch.Tensor, seed: int) -> torch.Tensor:
     """Keep a constant-initialised tensor; replace a randomly initialised one, seeded by its key."""
     t = t.detach().contiguous().clone()
     if not t.is_floating_point() or t.numel() == 0:
@@ -200,7 +254,7 @@ def _deterministic(key: str, t: torch.Tensor) -> torch.Tensor:
     if bool((flat == flat[0]).all()):
         return t
     digest = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little")
-    rng = np.random.Generator(np.random.PCG64([TINY_SEED, digest]))
+    rng = np.random.Generator(np.random.PCG64([seed, digest]))
     std = 1.0 / math.sqrt(math.prod(t.shape[1:])) if t.ndim >= 2 else 0.02
     values = np.clip(rng.standard_normal(tuple(t.shape)), -2.0, 2.0) * std
     return torch.from_numpy(values.astype(np.float32)).to(t.dtype)
@@ -211,7 +265,7 @@ def _swap_into_place(tmp: Path, target: Path, name: str) -> None:
         return
     stale: Path | None = None
     if target.exists():
-        stale = target.with_name(f".{TINY_DIRNAME}-stale-{os.getpid()}")
+        stale = target.with_name(f".{target.name}-stale-{os.getpid()}")
         shutil.rmtree(stale, ignore_errors=True)
         try:
             target.rename(stale)
