@@ -40,7 +40,10 @@ class Settings(BaseSettings):
         "", description="SQLAlchemy URL of the catalog; empty = SQLite file in home."
     )
     qdrant_url: str = Field(
-        "", description="Qdrant server URL; empty = embedded Qdrant Edge shard in home."
+        "",
+        description="Vector store: a Qdrant server `http(s)://host[:port]`, qdrant-client's local "
+        "mode `:memory:` or `file:///abs/path` / `file:relative/path`; empty = embedded Qdrant "
+        "Edge shards in home.",
     )
     qdrant_api_key: str | None = Field(
         None, description="API key for the Qdrant server, if it needs one."
@@ -81,6 +84,17 @@ class Settings(BaseSettings):
     @classmethod
     def _expand_home(cls, v: Path) -> Path:
         return v.expanduser().resolve()
+
+    @field_validator("qdrant_url", mode="after")
+    @classmethod
+    def _check_qdrant_url(cls, v: str) -> str:
+        v = v.strip()
+        if v:
+            # Imported here so that qdrant-client loads only when a Qdrant URL is configured.
+            from marc.memory.stores.qdrant import client_args
+
+            client_args(v)  # ValueError naming v and the accepted forms
+        return v
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

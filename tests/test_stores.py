@@ -180,6 +180,8 @@ def test_search_is_exact_cosine_top_k(filled):
         },
         {"video_ids": ["v-b", "v-d"]},
         {"video_ids": ["v-a"], "cameras": ["gate"], "until": T0 + timedelta(minutes=5)},
+        {"exclude_video_ids": ["v-a", "v-c"]},
+        {"exclude_video_ids": ["v-b"], "cameras": ["gate", "yard"]},
     ],
 )
 def test_filters_run_inside_qdrant(filled, filters):
@@ -190,6 +192,7 @@ def test_filters_run_inside_qdrant(filled, filters):
         return (
             (cams is None or p.payload["camera"] in cams)
             and (vids is None or p.payload["video_id"] in vids)
+            and p.payload["video_id"] not in filters.get("exclude_video_ids", ())
             and overlaps(p, filters.get("since"), filters.get("until"))
         )
 

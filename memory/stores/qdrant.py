@@ -3,7 +3,9 @@
 ``QdrantStore(url=...)`` talks to a server (``MARC_QDRANT_URL``); ``path=`` and ``location=
 ":memory:"`` use qdrant-client's in-process local mode, which speaks the same client API (it
 ignores payload indexes and searches by brute force, so results are exact). Like qdrant-client's
-own constructor, exactly one of ``url``/``path``/``location`` must be given.
+own constructor, exactly one of ``url``/``path``/``location`` must be given;
+:func:`client_args` maps a ``MARC_QDRANT_URL`` value (``http(s)://``, ``:memory:``, ``file:``) to
+that one argument.
 
 Writes use ``wait=True``: when :meth:`QdrantStore.upsert` returns the server has applied the
 operation and written it to its WAL. The server serves any number of concurrent clients;
@@ -12,13 +14,17 @@ qdrant-client's local ``path`` mode, like Qdrant Edge, allows one opener at a ti
 
 from __future__ import annotations
 
+import importlib.metadata
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import SplitResult, unquote, urlsplit
 
+import httpx
 import numpy as np
 from qdrant_client import QdrantClient, models
+from qdrant_client.common.version_check import is_compatible
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from marc.memory.errors import one_line
@@ -33,10 +39,106 @@ from marc.memory.stores.base import (
 
 _BATCH = 256  # points per request (~2.5 MB of JSON at 1024-d)
 _PROBE_TIMEOUT_S = 3  # seconds the reachability check at open may take, at most
+#: The forms of ``MARC_QDRANT_URL``, as error messages list them.
+URL_FORMS = (
+    "http://host[:port] or https://host[:port] (a Qdrant server; the port defaults to 6333), "
+    "':memory:' (qdrant-client in memory, gone when the process ends), "
+    "file:///abs/path or file:relative/path (qdrant-client's local mode in that folder), "
+    "or empty (the embedded Qdrant Edge store)"
+)
 _SCHEMA = {
     "keyword": models.PayloadSchemaType.KEYWORD,
     "datetime": models.PayloadSchemaType.DATETIME,
 }
+
+
+def client_args(url: str) -> dict[str, str]:
+    """The one :class:`QdrantStore` argument a ``MARC_QDRANT_URL`` value stands for.
+
+    >>> client_args("http://localhost:6333")
+    {'url': 'http://localhost:6333'}
+    >>> client_args(":memory:")
+    {'location': ':memory:'}
+    >>> client_args("file:///srv/marc/qdrant")
+    {'path': '/srv/marc/qdrant'}
+
+    A relative ``file:`` path is taken from the working directory, ``~`` from the home folder.
+
+    Raises:
+        ValueError: ``url`` is none of :data:`URL_FORMS`; the message names it and them.
+    """
+    if url == ":memory:":
+        return {"location": url}
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https"):
+        _check_server_url(url, parts)
+        return {"url": url}
+    if parts.scheme == "file":
+        return {"path": _file_url_path(url, parts)}
+    raise ValueError(_bad_url(url, _scheme_hint(url, parts)))
+
+
+def _bad_url(url: str, problem: str) -> str:
+    return f"{url!r} is not a Qdrant location ({problem}); use {URL_FORMS}"
+
+
+def _scheme_hint(url: str, parts: SplitResult) -> str:
+    if parts.scheme in ("grpc", "grpcs"):
+        return "gRPC is not supported: give the server's REST URL, e.g. http://host:6333"
+    if url.startswith(("/", "~", ".")):
+        return f"did you mean 'file:{url}'?"
+    if "memory" in url:
+        return "did you mean ':memory:'?"
+    if "://" not in url:
+        return f"no scheme: did you mean 'http://{url}'?"
+    return f"unknown scheme {parts.scheme!r}"
+
+
+def _check_server_url(url: str, parts: SplitResult) -> None:
+    try:
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        raise ValueError(_bad_url(url, "the port is not a number up to 65535")) from None
+    if not parts.hostname:
+        raise ValueError(_bad_url(url, "no host"))
+    if parts.query or parts.fragment:
+        raise ValueError(_bad_url(url, "a server URL takes no '?query' or '#fragment'"))
+
+
+def _file_url_path(url: str, parts: SplitResult) -> str:
+    if parts.netloc:
+        raise ValueError(
+            _bad_url(
+                url,
+                f"a file URL names no host: write file:///{parts.netloc}{parts.path} for an "
+                f"absolute folder, file:{parts.netloc}{parts.path} for a relative one",
+            )
+        )
+    if parts.query or parts.fragment:
+        raise ValueError(_bad_url(url, "percent-encode '?' and '#' in a folder name"))
+    if not parts.path:
+        raise ValueError(_bad_url(url, "no folder"))
+    return str(Path(unquote(parts.path)).expanduser().absolute())
+
+
+def _probe_failure(url: str, err: Exception, api_key: str | None) -> str:
+    """One line saying what a failed ``GET /`` or ``GET /collections`` at ``url`` means."""
+    not_qdrant, fix_url = "does not look like a Qdrant server", "(check MARC_QDRANT_URL)"
+    if isinstance(err, UnexpectedResponse):
+        said = f"Qdrant at {url} refused the request: HTTP {err.status_code} {err.reason_phrase}"
+        if err.status_code in (401, 403):
+            fix = "check MARC_QDRANT_API_KEY" if api_key else "set MARC_QDRANT_API_KEY"
+            return f"{said} ({fix})"
+        return f"{said}; that {not_qdrant} {fix_url}" if err.status_code == 404 else said
+    cause = err.source if isinstance(err, ResponseHandlingException) else err
+    if isinstance(cause, httpx.TimeoutException):
+        return f"Qdrant at {url} is unreachable: no answer within {_PROBE_TIMEOUT_S} s"
+    if isinstance(cause, httpx.ProtocolError):  # a TCP service that does not speak HTTP
+        return f"{url} gave no HTTP answer ({one_line(cause, limit=80)}); it {not_qdrant} {fix_url}"
+    if isinstance(cause, httpx.TransportError):
+        return f"Qdrant at {url} is unreachable: {one_line(cause)}"
+    # An answer qdrant-client cannot read: not JSON, or JSON that is not Qdrant's.
+    return f"{url} {not_qdrant}: its answers are not Qdrant's JSON {fix_url}"
 
 
 def _qdrant_filter(flt: EventFilter) -> models.Filter | None:
@@ -53,14 +155,24 @@ def _qdrant_filter(flt: EventFilter) -> models.Filter | None:
         must.append(models.FieldCondition(key="end_at", range=models.DatetimeRange(gt=flt.since)))
     if flt.until is not None:
         must.append(models.FieldCondition(key="start_at", range=models.DatetimeRange(lt=flt.until)))
-    return models.Filter(must=must) if must else None
+    must_not: list[models.Condition] = []
+    if flt.exclude_video_ids:
+        must_not.append(
+            models.FieldCondition(
+                key="video_id", match=models.MatchAny(any=list(flt.exclude_video_ids))
+            )
+        )
+    if not (must or must_not):
+        return None
+    return models.Filter(must=must or None, must_not=must_not or None)
 
 
 class QdrantStore(VectorStore):
     """Collections in a Qdrant server (``url``) or in qdrant-client's local mode.
 
     Args:
-        url: Server URL, e.g. ``http://localhost:6333``; checked at once with a cheap call.
+        url: Server URL, e.g. ``http://localhost:6333``; checked at once (``GET /collections``,
+            ``GET /``), so a wrong URL or key fails here, in seconds, with one line.
         path: Folder for qdrant-client's persistent local mode.
         location: ``":memory:"`` for qdrant-client's in-memory local mode.
         api_key: The server's API key, if it needs one.
@@ -90,31 +202,42 @@ class QdrantStore(VectorStore):
         if url:
             self._probe(url, api_key)
         with self._backend("open"):
-            if url:
-                self.client = QdrantClient(url=url, api_key=api_key, timeout=timeout)
+            if url:  # _probe checked the version, in the foreground (not in a thread, later)
+                self.client = QdrantClient(
+                    url=url, api_key=api_key, timeout=timeout, check_compatibility=False
+                )
             elif path is not None:
                 self.client = QdrantClient(path=str(Path(path).expanduser()))
             else:
                 self.client = QdrantClient(location=location)
 
     def _probe(self, url: str, api_key: str | None) -> None:
-        """Fail now, in a few seconds, if no Qdrant answers at ``url``."""
+        """Fail now, in a few seconds, unless a Qdrant server at ``url`` lists its collections.
+
+        Warns (once, like qdrant-client) when the server's version is too far from the client's.
+        """
         try:
-            probe = QdrantClient(
-                url=url, api_key=api_key, timeout=_PROBE_TIMEOUT_S, check_compatibility=False
-            )
+            with warnings.catch_warnings():
+                # The client opened after the probe gives this warning; once is enough.
+                warnings.filterwarnings("ignore", message="Api key is used with an insecure")
+                probe = QdrantClient(
+                    url=url, api_key=api_key, timeout=_PROBE_TIMEOUT_S, check_compatibility=False
+                )
             try:
-                probe.get_collections()
+                probe.get_collections()  # is it Qdrant, and does it take our API key?
+                server_version = probe.info().version  # GET /
             finally:
                 probe.close()
-        except UnexpectedResponse as err:
-            hint = " (check MARC_QDRANT_API_KEY)" if err.status_code in (401, 403) else ""
-            raise StoreError(
-                f"Qdrant at {url} refused the request: HTTP {err.status_code} "
-                f"{err.reason_phrase}{hint}"
-            ) from err
         except Exception as err:
-            raise StoreError(f"Qdrant at {url} is unreachable: {one_line(err)}") from err
+            raise StoreError(_probe_failure(url, err, api_key)) from err
+        client_version = importlib.metadata.version("qdrant-client")
+        if not is_compatible(client_version, server_version):
+            warnings.warn(
+                f"Qdrant at {url} is version {server_version}, qdrant-client {client_version}: "
+                "major versions should match and minor ones differ by 1 at most",
+                UserWarning,
+                stacklevel=4,
+            )
 
     @contextmanager
     def _backend(self, what: str) -> Iterator[None]:
