@@ -227,11 +227,15 @@ class EdgeStore(VectorStore):
     def _release(self, name: str) -> None:
         """Flush and close ``name``'s shard, if open (caller holds the lock)."""
         self._last_used.pop(name, None)
-        shard = self._shards.pop(name, None)
-        if shard is not None:
+        shard = self._shards.get(name)
+        if shard is None:
+            return
+        try:
             with self._backend(self._dir(name)):
                 shard.flush()
                 shard.close()
+        finally:
+            del self._shards[name]
 
     # ------------------------------------------------------------------------ collections
     def ensure_collection(self, name: str, dim: int) -> None:
