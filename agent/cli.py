@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -52,7 +53,8 @@ def _archive():
         loc = (
             "MARC_" + "_".join(str(p).upper() for p in first["loc"]) if first["loc"] else "settings"
         )
-        raise MarcError(f"invalid setting {loc}: {first['msg']}") from e
+        msg = first["msg"].removeprefix("Value error, ")
+        raise MarcError(f"invalid setting {loc}: {msg}") from e
 
 
 def _fail(e: BaseException, code: int = 1) -> typer.Exit:
@@ -334,8 +336,13 @@ class _ReindexProgress(_IngestProgress):
             super().__call__("file" if kind == "video" else kind, **info)
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {' '.join(str(message).split())}\n"
+
+
 def main() -> None:
     """Console-script entry point."""
+    warnings.formatwarning = _one_line_warning  # stderr stays one line per problem
     app()
 
 

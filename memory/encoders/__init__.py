@@ -15,15 +15,34 @@ generated model (another seed and embedding dim) to switch to, e.g. to test ``ma
 
 from __future__ import annotations
 
+import importlib
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from marc.memory.encoders.base import Encoder, event_vector, l2_normalize, prepare_images
-from marc.memory.encoders.pe_core import OpenClipEncoder
-from marc.memory.encoders.tiny import TINY_VARIANTS, ensure_tiny, tiny_name
 
 if TYPE_CHECKING:
+    from marc.memory.encoders.pe_core import OpenClipEncoder
+    from marc.memory.encoders.tiny import TINY_VARIANTS, ensure_tiny, tiny_name
     from marc.memory.settings import Settings
+
+# torch, open_clip and timm take seconds to import: the model modules load on first use, so
+# commands that need no model (``marc status``, an error message) answer at once.
+_LAZY = {
+    "OpenClipEncoder": "marc.memory.encoders.pe_core",
+    "TINY_VARIANTS": "marc.memory.encoders.tiny",
+    "ensure_tiny": "marc.memory.encoders.tiny",
+    "tiny_name": "marc.memory.encoders.tiny",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        # the tiny module registers its timm architecture: import it before any model loads
+        importlib.import_module("marc.memory.encoders.tiny")
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "TINY_VARIANTS",
@@ -51,6 +70,9 @@ def load_encoder(settings: Settings) -> Encoder:
     Raises:
         ModelError: the model could not be generated, downloaded or loaded.
     """
+    from marc.memory.encoders.pe_core import OpenClipEncoder
+    from marc.memory.encoders.tiny import TINY_VARIANTS, ensure_tiny
+
     model_id = settings.encoder_id
     if model_id in TINY_VARIANTS:
         model_id = ensure_tiny(settings.models_path, model_id)

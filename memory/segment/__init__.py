@@ -14,13 +14,26 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .activity_detector import ActivityDetector
 from .detector import BoundaryDetector, check_fps, check_frames
 from .events import EventSpan, check_event_lengths, tile
-from .transnet_detector import TransNetDetector
+
+if TYPE_CHECKING:
+    from .transnet_detector import TransNetDetector
+
+
+def __getattr__(name: str) -> Any:
+    # TransNetV2 needs torch, seconds to import: loaded on first use
+    if name == "TransNetDetector":
+        from .transnet_detector import TransNetDetector
+
+        return TransNetDetector
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ActivityDetector",
@@ -52,6 +65,8 @@ class Segmentation:
 
 @functools.lru_cache(maxsize=8)
 def _transnet(threshold: float, device: str) -> TransNetDetector:
+    from .transnet_detector import TransNetDetector
+
     return TransNetDetector(threshold=threshold, device=device)
 
 
