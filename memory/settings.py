@@ -50,8 +50,9 @@ class Settings(BaseSettings):
     )
     encoder: str = Field(
         "",
-        description="open_clip model id of the event encoder; empty = PE-Core-B/16 "
-        "(`default`) or the generated tiny encoder (`tiny`).",
+        description="open_clip model id of the event encoder, or a generated tiny encoder "
+        "(`tiny`, `tiny-wide`); empty = PE-Core-B/16 (`default`) or `tiny` (`tiny`). After a "
+        "change, `marc reindex` re-embeds the stored events.",
     )
     device: str = Field("cpu", description="torch device for the models (`cpu`, `cuda`, `cuda:1`).")
 
