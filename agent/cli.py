@@ -65,6 +65,11 @@ def _fail(e: BaseException, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _print_failures(failed: list) -> None:
+    for f in failed:
+        err.print(f"[red]failed:[/] {f.path}: {f.error}", highlight=False, soft_wrap=True)
+
+
 def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
@@ -94,8 +99,7 @@ def ingest(
     if as_json:
         _print_json(report.to_json())
     else:
-        for f in report.failed:
-            err.print(f"[red]failed:[/] {f.path}: {f.error}", highlight=False, soft_wrap=True)
+        _print_failures(report.failed)
         out.print(
             f"ingested {report.ingested}, skipped {report.skipped}, failed {len(report.failed)}, "
             f"events added {report.events_added}"
@@ -315,8 +319,7 @@ def reindex(as_json: JsonOpt = False) -> None:
     if as_json:
         _print_json(report.to_json())
     else:
-        for f in report.failed:
-            err.print(f"[red]failed:[/] {f.path}: {f.error}", highlight=False, soft_wrap=True)
+        _print_failures(report.failed)
         out.print(
             f"reindexed {report.reindexed}, skipped {report.skipped}, "
             f"failed {len(report.failed)}, events {report.events} into {report.collection}",

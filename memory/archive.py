@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -54,20 +53,10 @@ class Archive:
     def retriever(self) -> Retriever:
         return Retriever(self.settings, catalog=self.catalog, store=self.store)
 
-    def search(
-        self,
-        query: str | ImageQuery,
-        k: int = 3,
-        *,
-        cameras: Sequence[str] | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        videos: Sequence[str | Path] | None = None,
-    ) -> list[Hit]:
-        """The ``k`` events closest to a text or an example picture (see :class:`Retriever`)."""
-        return self.retriever.search(
-            query, k, cameras=cameras, since=since, until=until, videos=videos
-        )
+    def search(self, query: str | ImageQuery, k: int = 3, **filters: Any) -> list[Hit]:
+        """The ``k`` events closest to a text or an example picture; ``filters`` are
+        :meth:`Retriever.search`'s (``cameras``, ``since``, ``until``, ``videos``)."""
+        return self.retriever.search(query, k, **filters)
 
     def segment(self, path: Path) -> dict[str, Any]:
         """Cut one video into events without storing anything (the ``marc segment`` JSON)."""

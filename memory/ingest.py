@@ -34,17 +34,18 @@ import numpy as np
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from marc.memory.catalog import Catalog, Event, IngestRun, Video, VideoPath
+from marc.memory.catalog import Event, IngestRun, Video, VideoPath
 from marc.memory.catalog.models import utcnow
 from marc.memory.discover import camera_for, discover, recorded_at
-from marc.memory.encoders import Encoder, event_vector, load_encoder
+from marc.memory.encoders import Encoder, event_vector
 from marc.memory.errors import MediaError, StoreError
 from marc.memory.fingerprint import event_id, fingerprint, path_video_id, video_id
 from marc.memory.media import Decoded, decode, probe
+from marc.memory.parts import ArchiveParts
 from marc.memory.process import pid_alive
 from marc.memory.segment import Segmentation, segment
 from marc.memory.settings import Settings
-from marc.memory.stores import EventPoint, VectorStore, open_store
+from marc.memory.stores import EventPoint
 from marc.memory.timeline import Span
 
 #: ``progress(kind, **info)``: ``files`` (total=n), ``file`` (path=), ``stage`` (path=, stage=),
@@ -127,32 +128,8 @@ def embed_spans(
     return [event_vector(embs[[row[i] for i in p]]) for p in picks]
 
 
-class Ingestor:
+class Ingestor(ArchiveParts):
     """Runs ingests against one catalog and one vector store. Models load on first need."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        catalog: Catalog | None = None,
-        store: VectorStore | None = None,
-        encoder: Encoder | None = None,
-    ) -> None:
-        self.settings = settings
-        self.catalog = catalog or Catalog(settings.catalog_url)
-        self.store = store or open_store(settings)
-        self._encoder = encoder
-
-    # ---------------------------------------------------------------------------------- setup
-    @property
-    def encoder(self) -> Encoder:
-        if self._encoder is None:
-            self._encoder = load_encoder(self.settings)
-        return self._encoder
-
-    @property
-    def collection(self) -> str:
-        return self.store.collection_name(self.encoder.name, self.encoder.dim)
 
     def _start_run(self, args: list[str]) -> int:
         with self.catalog.session() as s:

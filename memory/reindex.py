@@ -35,14 +35,12 @@ from typing import Any
 
 from sqlalchemy import select
 
-from marc.memory.catalog import Catalog, Event, Video
-from marc.memory.encoders import Encoder, load_encoder
+from marc.memory.catalog import Event, Video
 from marc.memory.errors import MediaError
 from marc.memory.fingerprint import fingerprint
 from marc.memory.ingest import Failure, Progress, embed_spans, event_point, no_progress
 from marc.memory.media import decode, probe
-from marc.memory.settings import Settings
-from marc.memory.stores import VectorStore, open_store
+from marc.memory.parts import ArchiveParts
 from marc.memory.timeline import Span
 
 __all__ = ["ReindexReport", "Reindexer"]
@@ -89,36 +87,13 @@ class _Job:
     events: Sequence[Event]
 
 
-class Reindexer:
+class Reindexer(ArchiveParts):
     """Moves an archive's events into the current encoder's collection. Models load on first need.
 
     ``progress(kind, **info)`` hears: ``videos`` (total=videos to move), ``video`` (path=),
     ``stage`` (path=, stage=locate|decode|embed|store), ``result`` (path=,
     outcome=reindexed|failed, events=, error=).
     """
-
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        catalog: Catalog | None = None,
-        store: VectorStore | None = None,
-        encoder: Encoder | None = None,
-    ) -> None:
-        self.settings = settings
-        self.catalog = catalog or Catalog(settings.catalog_url)
-        self.store = store or open_store(settings)
-        self._encoder = encoder
-
-    @property
-    def encoder(self) -> Encoder:
-        if self._encoder is None:
-            self._encoder = load_encoder(self.settings)
-        return self._encoder
-
-    @property
-    def collection(self) -> str:
-        return self.store.collection_name(self.encoder.name, self.encoder.dim)
 
     def reindex(self, *, progress: Progress = no_progress) -> ReindexReport:
         """Re-embed every done video that is not in the current encoder's collection.

@@ -27,11 +27,10 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from sqlalchemy import select
 
-from marc.memory.catalog import Catalog, Event, Video
-from marc.memory.encoders import Encoder, load_encoder
+from marc.memory.catalog import Event, Video
 from marc.memory.errors import MediaError, StoreError
-from marc.memory.settings import Settings
-from marc.memory.stores import ScoredPoint, VectorStore, open_store
+from marc.memory.parts import ArchiveParts
+from marc.memory.stores import ScoredPoint
 
 __all__ = ["Hit", "ImageQuery", "Retriever"]
 
@@ -70,54 +69,12 @@ class Hit:
         }
 
 
-class Retriever:
+class Retriever(ArchiveParts):
     """Searches one archive's event memory. Cheap to create; the encoder loads on first search.
 
-    Args:
-        settings: Where the archive lives and which encoder embeds it.
-        catalog, store, encoder: Already-open parts to share (e.g. an :class:`Archive`'s).
+    ``Retriever(settings, catalog=..., store=..., encoder=...)`` as :class:`ArchiveParts`: parts
+    passed in are shared (e.g. an :class:`Archive`'s), the others are opened here.
     """
-
-    def __init__(
-        self,
-        settings: Settings | None = None,
-        *,
-        catalog: Catalog | None = None,
-        store: VectorStore | None = None,
-        encoder: Encoder | None = None,
-    ) -> None:
-        self.settings = settings or Settings()
-        self._owned: list[Catalog | VectorStore] = []
-        if catalog is None:
-            catalog = Catalog(self.settings.catalog_url)
-            self._owned.append(catalog)
-        if store is None:
-            store = open_store(self.settings)
-            self._owned.append(store)
-        self.catalog, self.store = catalog, store
-        self._encoder = encoder
-
-    def close(self) -> None:
-        """Close the catalog and store this retriever opened itself (not shared ones)."""
-        while self._owned:
-            self._owned.pop().close()
-
-    def __enter__(self) -> Retriever:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @property
-    def encoder(self) -> Encoder:
-        if self._encoder is None:
-            self._encoder = load_encoder(self.settings)
-        return self._encoder
-
-    @property
-    def collection(self) -> str:
-        """The current encoder's collection: the only one searched."""
-        return self.store.collection_name(self.encoder.name, self.encoder.dim)
 
     # ------------------------------------------------------------------------------ search
     def search(

@@ -1,0 +1,57 @@
+"""What the ingest, reindex and retrieval jobs share: settings, a catalog, a store, an encoder."""
+
+from __future__ import annotations
+
+from marc.memory.catalog import Catalog
+from marc.memory.encoders import Encoder, load_encoder
+from marc.memory.settings import Settings
+from marc.memory.stores import VectorStore, open_store
+
+
+class ArchiveParts:
+    """An archive's catalog, vector store and event encoder, configured by ``settings``.
+
+    Parts passed in are shared (e.g. an :class:`~marc.memory.archive.Archive`'s) and stay open on
+    :meth:`close`; parts opened here are closed by it. The encoder loads on first use.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        catalog: Catalog | None = None,
+        store: VectorStore | None = None,
+        encoder: Encoder | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self._owned: list[Catalog | VectorStore] = []
+        if catalog is None:
+            catalog = Catalog(self.settings.catalog_url)
+            self._owned.append(catalog)
+        if store is None:
+            store = open_store(self.settings)
+            self._owned.append(store)
+        self.catalog, self.store = catalog, store
+        self._encoder = encoder
+
+    @property
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            self._encoder = load_encoder(self.settings)
+        return self._encoder
+
+    @property
+    def collection(self) -> str:
+        """The current encoder's collection: where its vectors go, the only one searched."""
+        return self.store.collection_name(self.encoder.name, self.encoder.dim)
+
+    def close(self) -> None:
+        """Close the catalog and store opened here (not shared ones)."""
+        while self._owned:
+            self._owned.pop().close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
