@@ -111,8 +111,12 @@ class Archive:
                 )
                 if c
             )
+            # vectors of videos an ingest is still working on are not part of the archive yet
+            uncommitted = sorted(s.scalars(select(Video.id).where(Video.status != "done")))
         stored = set(self.store.collections())  # also proves the vector store is reachable
-        vectors = sum(self.store.count(c) for c in collections if c in stored)
+        vectors = sum(
+            self.store.count(c, exclude_video_ids=uncommitted) for c in collections if c in stored
+        )
         return {
             "videos": counts["videos"],
             "events": counts["events"],

@@ -97,7 +97,8 @@ def test_search_during_ingest_sees_committed_events_only(
             [*MARC, "status", "--json"], env=env, capture_output=True, text=True, timeout=300
         )
         assert status.returncode == 0, status.stderr
-        assert json.loads(status.stdout)["videos"] >= 1
+        st = json.loads(status.stdout)
+        assert st["videos"] >= 1 and st["consistent"], st  # committed vectors == committed events
     finally:
         ingest.kill()
         ingest.wait(timeout=60)

@@ -248,6 +248,8 @@ def test_delete_video(fresh):
     store.upsert(NAME, points)
     assert store.video_ids(NAME) == set(VIDEOS)
     gone = sum(p.payload["video_id"] == "v-b" for p in points)
+    other = sum(p.payload["video_id"] == "v-c" for p in points)
+    assert store.count(NAME, exclude_video_ids=["v-b", "v-c"]) == len(points) - gone - other
     store.delete_video(NAME, "v-b")
     store.delete_video(NAME, "never-ingested")
     assert store.count(NAME) == len(points) - gone

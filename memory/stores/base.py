@@ -226,8 +226,9 @@ class VectorStore(ABC):
 
     # ------------------------------------------------------------------------------ reads
     @abstractmethod
-    def count(self, name: str) -> int:
-        """Exact number of points in collection ``name``."""
+    def count(self, name: str, *, exclude_video_ids: Sequence[str] = ()) -> int:
+        """Exact number of points in collection ``name``, not counting those of the videos
+        ``exclude_video_ids``."""
 
     @abstractmethod
     def video_ids(self, name: str) -> set[str]:

@@ -354,9 +354,10 @@ class EdgeStore(VectorStore):
             shard.flush()
 
     # ------------------------------------------------------------------------------ reads
-    def count(self, name: str) -> int:
+    def count(self, name: str, *, exclude_video_ids: Sequence[str] = ()) -> int:
+        flt = _edge_filter(EventFilter(exclude_video_ids=tuple(exclude_video_ids)))
         with self._use(name) as shard:
-            return shard.count(qe.CountRequest(exact=True))
+            return shard.count(qe.CountRequest(exact=True, filter=flt))
 
     def video_ids(self, name: str) -> set[str]:
         found: set[str] = set()

@@ -328,9 +328,10 @@ class QdrantStore(VectorStore):
             )
 
     # ------------------------------------------------------------------------------ reads
-    def count(self, name: str) -> int:
+    def count(self, name: str, *, exclude_video_ids: Sequence[str] = ()) -> int:
+        flt = _qdrant_filter(EventFilter(exclude_video_ids=tuple(exclude_video_ids)))
         with self._backend(f"counting {name}"):
-            return self._client().count(name, exact=True).count
+            return self._client().count(name, count_filter=flt, exact=True).count
 
     def video_ids(self, name: str) -> set[str]:
         client = self._client()
