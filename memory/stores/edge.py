@@ -70,7 +70,7 @@ HNSW_EF_CONSTRUCT = 128
 #: Segments smaller than this many KB are searched exactly (Qdrant's default).
 FULL_SCAN_THRESHOLD_KB = 10_000
 #: HNSW beam width at search time.
-SEARCH_EF = 128
+SEARCH_EF = 256
 #: Searches of quantized shards score ``OVERSAMPLING * k`` candidates with the int8 vectors, then
 #: rescore them with the original float vectors (recall 0.998-1.000 instead of 0.95-0.98).
 OVERSAMPLING = 4.0
