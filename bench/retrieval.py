@@ -277,16 +277,22 @@ def run_numpy(dataset: str, size: int, args: argparse.Namespace) -> dict:
     }
 
 
-def run_edge(dataset: str, size: int, args: argparse.Namespace, int8: bool) -> dict:
-    root = WORK / f"shard__{'edge-int8' if int8 else 'edge'}__{dataset}__{size}"
-    shutil.rmtree(root, ignore_errors=True)
-    store = EdgeStore(root, release_after_s=None, quantize=int8)
+def fill(store: EdgeStore | QdrantStore, dataset: str, size: int) -> float:
+    """Create the collection in ``store`` and upsert every event; the upsert seconds."""
     store.ensure_collection(COLLECTION, DIM)
     t = time.perf_counter()
     for batch in points(dataset, size):
         store.upsert(COLLECTION, batch)
     upsert_s = time.perf_counter() - t
     print(f"  upsert {upsert_s:.1f} s", flush=True)
+    return upsert_s
+
+
+def run_edge(dataset: str, size: int, args: argparse.Namespace, int8: bool) -> dict:
+    root = WORK / f"shard__{'edge-int8' if int8 else 'edge'}__{dataset}__{size}"
+    shutil.rmtree(root, ignore_errors=True)
+    store = EdgeStore(root, release_after_s=None, quantize=int8)
+    upsert_s = fill(store, dataset, size)
     t = time.perf_counter()
     store.optimize(COLLECTION)
     optimize_s = time.perf_counter() - t
@@ -396,12 +402,7 @@ def _oversampling(where: Path, dataset: str, size: int, args: argparse.Namespace
 
 def run_qdrant_local(dataset: str, size: int, args: argparse.Namespace) -> dict:
     store = QdrantStore(location=":memory:")
-    store.ensure_collection(COLLECTION, DIM)
-    t = time.perf_counter()
-    for batch in points(dataset, size):
-        store.upsert(COLLECTION, batch)
-    upsert_s = time.perf_counter() - t
-    print(f"  upsert {upsert_s:.1f} s", flush=True)
+    upsert_s = fill(store, dataset, size)
 
     def search(q: np.ndarray, camera: str | None) -> list[int]:
         hits = store.search(COLLECTION, q, 3, cameras=[camera] if camera else None)
