@@ -103,16 +103,9 @@ class Archive:
     def status(self) -> dict[str, Any]:
         """Counts from the catalog and, independently, from the vector store (``marc status``)."""
         counts = self.catalog.counts()
-        with self.catalog.session() as s:
-            collections = sorted(
-                c
-                for c in s.scalars(
-                    select(Video.collection).where(Video.status == "done").distinct()
-                )
-                if c
-            )
-            # vectors of videos an ingest is still working on are not part of the archive yet
-            uncommitted = sorted(s.scalars(select(Video.id).where(Video.status != "done")))
+        collections = self.catalog.collections()
+        # vectors of videos an ingest is still working on are not part of the archive yet
+        uncommitted = self.catalog.uncommitted_video_ids()
         stored = set(self.store.collections())  # also proves the vector store is reachable
         vectors = sum(
             self.store.count(c, exclude_video_ids=uncommitted) for c in collections if c in stored

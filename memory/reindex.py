@@ -33,13 +33,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
 from marc.memory.catalog import Event, Video
 from marc.memory.errors import MediaError
 from marc.memory.fingerprint import fingerprint
 from marc.memory.ingest import Failure, Progress, embed_spans, event_point, no_progress
-from marc.memory.media import decode, probe
+from marc.memory.media import probe
 from marc.memory.parts import ArchiveParts
 from marc.memory.timeline import Span
 
@@ -106,10 +104,8 @@ class Reindexer(ArchiveParts):
             ModelError: the encoder could not be loaded.
         """
         coll = self.collection
-        with self.catalog.session() as s:
-            done = s.execute(select(Video.id, Video.collection).where(Video.status == "done"))
-            placed = done.all()
-        todo = sorted(vid for vid, c in placed if c != coll)
+        placed = self.catalog.placements()
+        todo = sorted(vid for vid, c in placed.items() if c != coll)
         report = ReindexReport(collection=coll, skipped=len(placed) - len(todo))
         progress("videos", total=len(todo))
         if todo:
@@ -157,19 +153,10 @@ class Reindexer(ArchiveParts):
         progress("stage", path=job.path, stage="locate")
         path = _locate(job)
         progress("stage", path=path, stage="decode")
-        enc = self.encoder
-        with decode(
-            path,
-            image_size=enc.image_size,
-            sample_fps=self.settings.sample_fps,
-            info=probe(path),
-            tmp_dir=self.settings.home / "tmp",
-            resize_mode=enc.resize_mode,
-            interpolation=enc.interpolation,
-        ) as decoded:
+        with self.decode_for_encoder(path, probe(path)) as decoded:
             progress("stage", path=path, stage="embed")
             spans = [Span(e.start_s, e.end_s, decoded.fps) for e in job.events]
-            vectors = embed_spans(enc, decoded, spans, self.settings.frames_per_event)
+            vectors = embed_spans(self.encoder, decoded, spans, self.settings.frames_per_event)
         progress("stage", path=path, stage="store")
         self.store.delete_video(coll, job.id)  # a half move of an interrupted run, if any
         self.store.upsert(
@@ -192,10 +179,7 @@ class Reindexer(ArchiveParts):
         alone; so are the collections themselves, and those not named like MARC's (a Qdrant server
         may hold other applications' collections).
         """
-        with self.catalog.session() as s:
-            placed = dict(
-                s.execute(select(Video.id, Video.collection).where(Video.status == "done")).all()
-            )
+        placed = self.catalog.placements()
         current = self.collection
         for name in self.store.collections():
             if name == current or not name.startswith("events__"):

@@ -105,7 +105,7 @@ class Retriever(ArchiveParts):
         vector = self.embed_query(query)
         self._check_collection()
         video_ids = None if videos is None else [self.catalog.video_id_for(v) for v in videos]
-        exclude = self._uncommitted()
+        exclude = set(self.catalog.uncommitted_video_ids())
         for _ in range(_RACE_RETRIES):
             points = self.store.search(
                 self.collection,
@@ -134,13 +134,10 @@ class Retriever(ArchiveParts):
     # ----------------------------------------------------------------------------- helpers
     def _check_collection(self) -> None:
         """Fail clearly when no stored video is embedded by the current encoder."""
-        with self.catalog.session() as s:
-            collections = set(
-                s.scalars(select(Video.collection).where(Video.status == "done").distinct())
-            )
+        collections = self.catalog.collections()
         if self.collection in collections and self.collection in self.store.collections():
             return
-        others = sorted(c for c in collections if c and c != self.collection)
+        others = [c for c in collections if c != self.collection]
         if others:
             raise StoreError(
                 f"the archive's events are embedded by another encoder ({others[0]}), not "
@@ -149,11 +146,6 @@ class Retriever(ArchiveParts):
         raise StoreError(
             f"{self.settings.home}: no events stored yet; run `marc ingest` on some videos first"
         )
-
-    def _uncommitted(self) -> set[str]:
-        """Videos whose vectors may be in the store without committed events."""
-        with self.catalog.session() as s:
-            return set(s.scalars(select(Video.id).where(Video.status != "done")))
 
     def _resolve(self, points: list[ScoredPoint]) -> tuple[list[Hit], set[str]]:
         """Hits for ``points`` from the catalog, and the videos of points it has not committed."""

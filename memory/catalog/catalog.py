@@ -121,6 +121,21 @@ class Catalog:
             )
         return {"videos": videos or 0, "events": events or 0, "failed": failed or 0}
 
+    def placements(self) -> dict[str, str | None]:
+        """The vector collection of every committed (``done``) video, by video id."""
+        with self.session() as s:
+            rows = s.execute(select(Video.id, Video.collection).where(Video.status == "done"))
+            return dict(rows.all())
+
+    def collections(self) -> list[str]:
+        """The vector collections that hold committed videos, sorted."""
+        return sorted({c for c in self.placements().values() if c})
+
+    def uncommitted_video_ids(self) -> list[str]:
+        """Videos not ``done``: any vectors they have in a store are not part of the archive."""
+        with self.session() as s:
+            return sorted(s.scalars(select(Video.id).where(Video.status != "done")))
+
     def video_id_for(self, video: str | Path) -> str:
         """The id of a video given by id, by a path it was ingested from, or by a copy of it.
 
