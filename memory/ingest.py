@@ -259,15 +259,7 @@ class Ingestor(ArchiveParts):
         try:
             progress("stage", path=path, stage="decode")
             info = probe(path)
-            with decode(
-                path,
-                image_size=self.encoder.image_size,
-                sample_fps=self.settings.sample_fps,
-                info=info,
-                tmp_dir=self.settings.home / "tmp",
-                resize_mode=self.encoder.resize_mode,
-                interpolation=self.encoder.interpolation,
-            ) as decoded:
+            with self.decode_for_encoder(path, info) as decoded:
                 progress("stage", path=path, stage="segment")
                 seg = segment_decoded(decoded, self.settings)
                 progress("stage", path=path, stage="embed")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from marc.memory.catalog import Catalog
 from marc.memory.encoders import Encoder, load_encoder
+from marc.memory.media import Decoded, VideoInfo, decode
 from marc.memory.settings import Settings
 from marc.memory.stores import VectorStore, open_store
 
@@ -44,6 +47,20 @@ class ArchiveParts:
     def collection(self) -> str:
         """The current encoder's collection: where its vectors go, the only one searched."""
         return self.store.collection_name(self.encoder.name, self.encoder.dim)
+
+    def decode_for_encoder(self, path: Path | str, info: VideoInfo) -> Decoded:
+        """Decode ``path`` once into the encoder's input frames (its size, resize mode and
+        interpolation) at ``MARC_SAMPLE_FPS``, plus the small frames segmentation reads."""
+        enc = self.encoder
+        return decode(
+            path,
+            image_size=enc.image_size,
+            sample_fps=self.settings.sample_fps,
+            info=info,
+            tmp_dir=self.settings.home / "tmp",
+            resize_mode=enc.resize_mode,
+            interpolation=enc.interpolation,
+        )
 
     def close(self) -> None:
         """Close the catalog and store opened here (not shared ones)."""
