@@ -65,9 +65,15 @@ def _fail(e: BaseException, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _print_failures(failed: list) -> None:
-    for f in failed:
-        err.print(f"[red]failed:[/] {f.path}: {f.error}", highlight=False, soft_wrap=True)
+def _finish(report: Any, as_json: bool, summary: str) -> typer.Exit:
+    """Print a batch report (its JSON, or its failures and ``summary``); exit 1 if any failed."""
+    if as_json:
+        _print_json(report.to_json())
+    else:
+        for f in report.failed:
+            err.print(f"[red]failed:[/] {f.path}: {f.error}", highlight=False, soft_wrap=True)
+        out.print(summary, highlight=False, soft_wrap=True)
+    raise typer.Exit(1 if report.failed else 0)
 
 
 def _print_json(data: Any) -> None:
@@ -96,15 +102,12 @@ def ingest(
         raise _fail(e, code=2) from e
     except MarcError as e:
         raise _fail(e) from e
-    if as_json:
-        _print_json(report.to_json())
-    else:
-        _print_failures(report.failed)
-        out.print(
-            f"ingested {report.ingested}, skipped {report.skipped}, failed {len(report.failed)}, "
-            f"events added {report.events_added}"
-        )
-    raise typer.Exit(1 if report.failed else 0)
+    _finish(
+        report,
+        as_json,
+        f"ingested {report.ingested}, skipped {report.skipped}, failed {len(report.failed)}, "
+        f"events added {report.events_added}",
+    )
 
 
 @app.command()
@@ -316,17 +319,12 @@ def reindex(as_json: JsonOpt = False) -> None:
             report = archive.reindex(progress=progress)
     except MarcError as e:
         raise _fail(e) from e
-    if as_json:
-        _print_json(report.to_json())
-    else:
-        _print_failures(report.failed)
-        out.print(
-            f"reindexed {report.reindexed}, skipped {report.skipped}, "
-            f"failed {len(report.failed)}, events {report.events} into {report.collection}",
-            highlight=False,
-            soft_wrap=True,
-        )
-    raise typer.Exit(1 if report.failed else 0)
+    _finish(
+        report,
+        as_json,
+        f"reindexed {report.reindexed}, skipped {report.skipped}, "
+        f"failed {len(report.failed)}, events {report.events} into {report.collection}",
+    )
 
 
 class _ReindexProgress(_IngestProgress):
