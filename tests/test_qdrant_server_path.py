@@ -59,16 +59,23 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 @contextmanager
-def http_service(answer: Callable[[str, object], tuple[int, str, str]]) -> Iterator[str]:
-    """A real HTTP server on a free local port, answering with ``answer``; yields its URL."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.answer = answer  # type: ignore[attr-defined]
+def _serving(server: socketserver.BaseServer) -> Iterator[str]:
+    """Serve ``server`` in a thread until the block ends; yields its ``http://`` URL."""
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def http_service(answer: Callable[[str, object], tuple[int, str, str]]) -> Iterator[str]:
+    """A real HTTP server on a free local port, answering with ``answer``; yields its URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.answer = answer  # type: ignore[attr-defined]
+    with _serving(server) as url:
+        yield url
 
 
 @contextmanager
@@ -89,12 +96,8 @@ def tcp_service(reply: bytes | None) -> Iterator[str]:
 
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with _serving(server) as url:
+        yield url
 
 
 def _html(status: int) -> Callable[[str, object], tuple[int, str, str]]:
