@@ -38,9 +38,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import shutil
-import tempfile
 from copy import deepcopy
 from dataclasses import dataclass
 from functools import partial
@@ -56,6 +53,7 @@ from timm.models import register_model
 from timm.models.eva import Eva
 
 from marc.memory.errors import ModelError
+from marc.memory.generated import install_generated
 
 __all__ = ["TINY_DIRNAME", "TINY_SEED", "TINY_VARIANTS", "TinyVariant", "ensure_tiny", "tiny_name"]
 
@@ -198,21 +196,12 @@ def ensure_tiny(models_dir: Path, variant: str = "tiny") -> str:
         ModelError: ``variant`` is unknown, or the folder cannot be written.
     """
     v = _variant(variant)
-    models_dir = Path(models_dir).expanduser().resolve()
-    target = models_dir / v.dirname
     name = tiny_name(variant)
-    if _is_current(target, name):
-        return f"local-dir:{target}"
-    try:
-        models_dir.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{v.dirname}-", dir=models_dir))
-    except OSError as e:
-        raise ModelError(f"{models_dir}: cannot write the tiny model there ({e.strerror})") from e
-    try:
-        _write(tmp, name, v)
-        _swap_into_place(tmp, target, name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    target = install_generated(
+        Path(models_dir) / v.dirname,
+        lambda folder: _is_current(folder, name),
+        lambda folder: _write(folder, name, v),
+    )
     return f"local-dir:{target}"
 
 
@@ -258,24 +247,3 @@ def _deterministic(key: str, t: torch.Tensor, seed: int) -> torch.Tensor:
     std = 1.0 / math.sqrt(math.prod(t.shape[1:])) if t.ndim >= 2 else 0.02
     values = np.clip(rng.standard_normal(tuple(t.shape)), -2.0, 2.0) * std
     return torch.from_numpy(values.astype(np.float32)).to(t.dtype)
-
-
-def _swap_into_place(tmp: Path, target: Path, name: str) -> None:
-    if _is_current(target, name):  # another process finished first
-        return
-    stale: Path | None = None
-    if target.exists():
-        stale = target.with_name(f".{target.name}-stale-{os.getpid()}")
-        shutil.rmtree(stale, ignore_errors=True)
-        try:
-            target.rename(stale)
-        except FileNotFoundError:  # another process moved it first
-            stale = None
-    try:
-        tmp.rename(target)
-    except OSError as e:
-        # Another process put a folder there meanwhile; fine if it is the current model.
-        if not _is_current(target, name):
-            raise ModelError(f"{target}: cannot install the tiny model ({e.strerror})") from e
-    if stale is not None:
-        shutil.rmtree(stale, ignore_errors=True)
