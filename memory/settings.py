@@ -18,6 +18,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The paper's embedding model (Perception Encoder, PE-Core-B/16) as open_clip names it on the hub.
 PE_CORE_B16 = "hf-hub:timm/PE-Core-B-16"
+#: The answer model until a C-GRPO checkpoint is trained: the paper's student architecture.
+QWEN25_VL_3B = "Qwen/Qwen2.5-VL-3B-Instruct"
 
 
 class Settings(BaseSettings):
@@ -81,6 +83,58 @@ class Settings(BaseSettings):
         "(cosine to fp32 embeddings ~0.99998); vectors of both precisions share one collection.",
     )
 
+    # Answering (marc.agent.vlm): the vision-language model and the compression of its input.
+    vlm: str = Field(
+        "",
+        description="Hub id or local folder of the Qwen2.5-VL-architecture answer model (the "
+        "C-GRPO student), or `tiny` (generated locally); empty = `Qwen/Qwen2.5-VL-3B-Instruct` "
+        "(`default`) or `tiny` (`tiny`).",
+    )
+    vlm_backend: Literal["transformers", "vllm"] = Field(
+        "transformers",
+        description="`transformers`: the model runs in this process. `vllm`: answers come from an "
+        "OpenAI-compatible `vllm serve MODEL --enable-mm-embeds` at MARC_VLM_URL (the vision tower "
+        "still runs here).",
+    )
+    vlm_url: str = Field(
+        "http://127.0.0.1:8000/v1", description="Base URL of the vLLM server (`.../v1`)."
+    )
+    vlm_api_key: str | None = Field(
+        None, description="API key of the vLLM server, if it needs one."
+    )
+    vlm_served_name: str = Field(
+        "",
+        description="Model name the vLLM server serves (`--served-model-name`); empty = MARC_VLM.",
+    )
+    vlm_frames: int = Field(
+        64,
+        ge=2,
+        description="Frames sampled across the retrieved events (the paper's teacher sees 64); "
+        "rounded down to even (Qwen2.5-VL packs 2 frames per temporal group).",
+    )
+    vlm_frame_pixels: int = Field(
+        128 * 28 * 28,
+        ge=4 * 28 * 28,
+        description="Most pixels per sampled frame (Qwen's smart_resize; 128*28*28 gives ~120 "
+        "visual tokens per group for 16:9 footage, as Video-R1 trains with).",
+    )
+    vlm_max_new_tokens: int = Field(256, ge=1, description="Most tokens generated per answer.")
+    vlm_dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="Model weights' dtype; `auto` = bfloat16 on CUDA, float32 on CPU."
+    )
+    vlm_timeout_s: float = Field(300.0, gt=0, description="Timeout of one vLLM request.")
+    compression_budget: int = Field(
+        1,
+        ge=1,
+        description="Frame groups kept after compression (1 = one frame's worth of tokens).",
+    )
+    compression_window: int = Field(
+        4, ge=1, description="Stage 1: most original groups one merge may span inside an event."
+    )
+    compression_ratio: float = Field(
+        0.5, gt=0, le=1, description="Stage 1: each event is reduced to ceil(ratio * groups)."
+    )
+
     @field_validator("home", mode="after")
     @classmethod
     def _expand_home(cls, v: Path) -> Path:
@@ -124,6 +178,12 @@ class Settings(BaseSettings):
         if self.encoder:
             return self.encoder
         return PE_CORE_B16 if self.models == "default" else "tiny"
+
+    @property
+    def vlm_id(self) -> str:
+        if self.vlm:
+            return self.vlm
+        return QWEN25_VL_3B if self.models == "default" else "tiny"
 
     def segmentation_key(self) -> str:
         """A short digest of every setting that moves an event boundary.

@@ -1,0 +1,372 @@
+"""Answer a question from retrieved events: sample frames, encode, compress, generate.
+
+This is MARC's answer path (the paper's Fig. 2 after retrieval):
+
+1. **Sample** ``MARC_VLM_FRAMES`` (64, like the paper's teacher) frames across the ``k`` events,
+   split by duration (at least one temporal group of 2 frames each), all letterboxed to one size
+   chosen by Qwen's ``smart_resize`` for the first event's video, so every group has ``P`` tokens.
+2. **Encode** them with Qwen2.5-VL's own vision tower: ``[T_e/2, P, D]`` per event.
+3. **Compress** with :func:`marc.compression.compress` (window merges inside each event, then
+   across events) down to ``budget`` groups: one frame's worth of tokens by default.
+4. **Generate**: the kept groups go to the language model as one image with grid ``t = 1``
+   (:mod:`.prompt`), through the configured backend. ``budget=None`` skips step 3 and sends every
+   event as a video instead (the uncompressed teacher input, for comparisons).
+
+The events are put in time order for steps 1-4 (search returns them by score).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from marc.agent.vlm.backend import VLMBackend
+from marc.agent.vlm.prompt import EventRef, Visual, VisualPrompt, build_messages
+from marc.agent.vlm.vision import VisionTower
+from marc.compression import compress
+from marc.memory.errors import MediaError, one_line
+from marc.memory.frames import event_frames, frame_times
+from marc.memory.probe import probe
+from marc.memory.settings import Settings
+
+__all__ = ["Answer", "Answerer", "allocate_frames", "answer"]
+
+_ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+
+
+@dataclass
+class Answer:
+    """An answer and what it was made from.
+
+    Attributes:
+        text: the answer (the ``<answer>`` part when the model used the reasoning format).
+        visual_tokens: visual tokens the language model saw.
+        budget_tokens: the budget in tokens: ``budget`` groups of ``P`` tokens (one frame's worth
+            for ``budget=1``); for uncompressed input, the same number as ``visual_tokens``.
+        groups: for each kept group, the ``(event_index, group_index)`` pairs merged into it, in
+            time order (indices into :attr:`events` and :attr:`group_times`).
+        events: the events that contributed frames, in time order.
+        group_times: per event, the time (s in its video) at the centre of each temporal group.
+        raw: the whole generated text.
+        missing: one line per retrieved event whose file could not be read (left out).
+        timings: seconds spent decoding, in the vision tower, compressing, in prefill, generating,
+            and in total.
+        prompt_tokens, completion_tokens: what the language model read and wrote.
+    """
+
+    text: str
+    visual_tokens: int
+    budget_tokens: int
+    groups: list[list[tuple[int, int]]]
+    events: list[EventRef] = field(default_factory=list)
+    group_times: list[list[float]] = field(default_factory=list)
+    raw: str = ""
+    missing: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "answer": self.text,
+            "visual_tokens": self.visual_tokens,
+            "budget_tokens": self.budget_tokens,
+            "groups": [[list(p) for p in g] for g in self.groups],
+            "events": [e.id for e in self.events],
+            "missing": self.missing,
+            "timings": self.timings,
+        }
+
+
+def allocate_frames(durations: Sequence[float], total: int, per_group: int = 2) -> list[int]:
+    """Frames per event: ``total`` split in proportion to duration, in whole groups, at least one
+    group each (largest remainder; ties to the earlier event).
+
+    >>> allocate_frames([10.0, 30.0, 20.0], 64)
+    [12, 32, 20]
+    >>> allocate_frames([1.0, 100.0], 4)
+    [2, 2]
+    """
+    n = len(durations)
+    if n == 0:
+        return []
+    groups = max(total // per_group, n)
+    weights = np.maximum(np.asarray(durations, dtype=np.float64), 0.0)
+    weights = weights / weights.sum() if weights.sum() > 0 else np.full(n, 1.0 / n)
+    extra = groups - n  # one group each first
+    share = weights * extra
+    counts = np.floor(share).astype(int)
+    order = sorted(range(n), key=lambda i: (-(share[i] - counts[i]), i))
+    for i in order[: extra - int(counts.sum())]:
+        counts[i] += 1
+    return [int(c + 1) * per_group for c in counts]
+
+
+@dataclass
+class _Sampled:
+    events: list[EventRef]
+    frames: list[np.ndarray]  # per event: uint8 [T_e, H, W, 3]
+    times: list[np.ndarray]  # per event: [T_e] seconds
+    missing: list[str]
+
+
+class Answerer:
+    """Turns retrieved events and a question into an :class:`Answer`. Holds the loaded models.
+
+    Args:
+        settings: runtime settings (frames, pixels, compression, generation length).
+        backend: the VLM backend; default: the one ``settings`` names.
+        vision: the vision tower wrapper; default: the backend model's own (transformers) or the
+            checkpoint's tower loaded alone (vLLM).
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        backend: VLMBackend | None = None,
+        vision: VisionTower | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        if backend is None or vision is None:
+            backend, vision = load_backend(self.settings)
+        self.backend = backend
+        self.vision = vision
+
+    def close(self) -> None:
+        self.backend.close()
+
+    # ------------------------------------------------------------------------------ steps
+    def sample(self, hits: Sequence[Any]) -> _Sampled:
+        """Frames of each hit (in time order), skipping those whose file cannot be read.
+
+        The frame budget is split among the events whose file is there; the first of them fixes
+        the frame size (and hence ``P``) for all.
+        """
+        out = _Sampled([], [], [], [])
+        readable, size = [], None
+        for hit in sorted(hits, key=_time_key):
+            try:
+                if size is None:
+                    info = probe(hit.video)  # MediaError when missing or not a video
+                    size = self.vision.frame_size(info.width, info.height)
+                elif not Path(hit.video).is_file():
+                    raise MediaError(hit.video, "file not found")
+            except MediaError as e:
+                out.missing.append(one_line(e))
+                continue
+            readable.append(hit)
+        per_group = self.vision.temporal
+        total = self.settings.vlm_frames - self.settings.vlm_frames % per_group
+        counts = allocate_frames([h.end_s - h.start_s for h in readable], total, per_group)
+        for hit, n in zip(readable, counts, strict=True):
+            h, w = size
+            try:
+                frames = event_frames(hit.video, hit.start_s, hit.end_s, n, height=h, width=w)
+            except MediaError as e:
+                out.missing.append(one_line(e))
+                continue
+            out.events.append(_ref(hit))
+            out.frames.append(frames)
+            out.times.append(frame_times(hit.start_s, hit.end_s, n))
+        if not out.events:
+            raise MediaError(
+                hits[0].video,
+                f"none of the {len(hits)} retrieved events could be read ({out.missing[0]})",
+            )
+        return out
+
+    def prompt(
+        self,
+        question: str,
+        events: list[EventRef],
+        tokens: torch.Tensor | list[torch.Tensor],
+        grid_hw: tuple[int, int],
+        *,
+        seconds_per_group: list[float] | None = None,
+        reasoning: bool = False,
+    ) -> VisualPrompt:
+        """The prompt for compressed ``tokens [N, P, D]`` (one image) or, given a list of
+        ``[T_e, P, D]``, for uncompressed events (one video each)."""
+        h, w = grid_hw
+        merge = self.vision.merge
+        if isinstance(tokens, torch.Tensor):
+            N, P, D = tokens.shape
+            # N groups stacked top to bottom: rows of group i are [i*P, (i+1)*P) (see .prompt)
+            visuals = [Visual("image", tokens.reshape(N * P, D), (1, N * h, w), merge=merge)]
+            messages = build_messages(question, events, ["image"], groups=N, reasoning=reasoning)
+        else:
+            spg = seconds_per_group or [1.0] * len(tokens)
+            visuals = [
+                Visual("video", t.reshape(-1, t.shape[-1]), (t.shape[0], h, w), s, merge=merge)
+                for t, s in zip(tokens, spg, strict=True)
+            ]
+            messages = build_messages(
+                question, events, ["video"] * len(tokens), reasoning=reasoning
+            )
+        return VisualPrompt(messages, visuals, events)
+
+    def answer(
+        self,
+        question: str,
+        hits: Sequence[Any],
+        *,
+        budget: int | None = 1,
+        reasoning: bool = False,
+        temperature: float = 0.0,
+    ) -> Answer:
+        """Answer ``question`` from ``hits`` (search hits, or anything with ``id, video, camera,
+        start_s, end_s``) with at most ``budget`` frame groups of visual tokens.
+
+        Args:
+            budget: groups kept after compression (1: one frame's worth); ``None``: no
+                compression, every sampled frame goes to the model as video.
+            reasoning: ask for (and extract) the ``<think>``/``<answer>`` format.
+
+        Raises:
+            ValueError: ``hits`` is empty or ``budget < 1``.
+            MediaError: none of the events' files can be read.
+            ModelError: the model failed or the vLLM server is unreachable.
+        """
+        if not hits:
+            raise ValueError("no events to answer from")
+        if budget is not None and budget < 1:
+            raise ValueError(f"budget must be >= 1 or None, got {budget}")
+        s = self.settings
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        sampled = self.sample(hits)
+        timings["decode_s"] = time.perf_counter() - t0
+        t = time.perf_counter()
+        tokens = [self.vision.encode(f) for f in sampled.frames]  # [T_e/2, P, D] each
+        _sync(tokens[0])
+        timings["vision_s"] = time.perf_counter() - t
+        H, W = sampled.frames[0].shape[1:3]
+        grid_hw = self.vision.grid(H, W)
+        P = tokens[0].shape[1]
+        group_times = [_group_times(ts, self.vision.temporal) for ts in sampled.times]
+        t = time.perf_counter()
+        if budget is None:
+            step = self.vision.temporal
+            spg = [float(ts[step] - ts[0]) if len(ts) > step else 1.0 for ts in sampled.times]
+            prompt = self.prompt(
+                question,
+                sampled.events,
+                tokens,
+                grid_hw,
+                seconds_per_group=spg,
+                reasoning=reasoning,
+            )
+            groups = [[(e, g)] for e, tok in enumerate(tokens) for g in range(tok.shape[0])]
+            budget_tokens = sum(int(tok.shape[0]) for tok in tokens) * P
+        else:
+            out = compress(
+                tokens, budget=budget, window=s.compression_window, ratio=s.compression_ratio
+            )
+            _sync(out.tokens)
+            prompt = self.prompt(question, sampled.events, out.tokens, grid_hw, reasoning=reasoning)
+            groups = out.groups
+            budget_tokens = budget * P
+        timings["compression_s"] = time.perf_counter() - t
+        gen = self.backend.generate(
+            prompt, max_new_tokens=s.vlm_max_new_tokens, temperature=temperature
+        )
+        if gen.prefill_s is not None:
+            timings["prefill_s"] = gen.prefill_s
+        timings["generation_s"] = gen.seconds
+        timings["total_s"] = time.perf_counter() - t0
+        match = _ANSWER_TAG.search(gen.text)
+        return Answer(
+            text=(match.group(1) if match else gen.text).strip(),
+            visual_tokens=prompt.visual_tokens,
+            budget_tokens=budget_tokens,
+            groups=groups,
+            events=sampled.events,
+            group_times=group_times,
+            raw=gen.text,
+            missing=sampled.missing,
+            timings=timings,
+            prompt_tokens=gen.prompt_tokens,
+            completion_tokens=gen.completion_tokens,
+        )
+
+
+def load_backend(settings: Settings) -> tuple[VLMBackend, VisionTower]:
+    """The backend ``settings`` names and the vision tower that feeds it."""
+    from marc.agent.vlm.loading import (
+        load_model,
+        load_processor,
+        load_vision_tower,
+        model_dir,
+    )
+
+    if settings.vlm_backend == "vllm":
+        from marc.agent.vlm.vllm_backend import VLLMBackend
+
+        backend: VLMBackend = VLLMBackend.from_settings(settings)
+        folder = model_dir(settings, vision_only=True)
+        processor = load_processor(folder)
+        visual = load_vision_tower(folder, settings)
+    else:
+        from marc.agent.vlm.transformers_backend import TransformersBackend
+
+        folder = model_dir(settings)
+        processor = load_processor(folder)
+        backend = TransformersBackend(load_model(folder, settings), processor)
+        visual = backend.visual
+    return backend, VisionTower(visual, processor, frame_pixels=settings.vlm_frame_pixels)
+
+
+_default: dict[str, Answerer] = {}
+
+
+def answer(
+    question: str,
+    hits: Sequence[Any],
+    *,
+    budget: int | None = 1,
+    settings: Settings | None = None,
+    reasoning: bool = False,
+) -> Answer:
+    """Answer ``question`` from retrieved ``hits``; see :meth:`Answerer.answer`.
+
+    The models load on the first call and are kept for the next ones (per settings).
+    """
+    settings = settings or Settings()
+    key = settings.model_dump_json()
+    if key not in _default:
+        _default[key] = Answerer(settings)
+    return _default[key].answer(question, hits, budget=budget, reasoning=reasoning)
+
+
+def _time_key(hit: Any) -> tuple:
+    start_at = getattr(hit, "start_at", None)
+    return (start_at.timestamp() if start_at is not None else 0.0, str(hit.video), hit.start_s)
+
+
+def _ref(hit: Any) -> EventRef:
+    return EventRef(
+        id=str(hit.id),
+        video=str(hit.video),
+        camera=str(getattr(hit, "camera", "")),
+        start_s=float(hit.start_s),
+        end_s=float(hit.end_s),
+        start_at=getattr(hit, "start_at", None),
+        end_at=getattr(hit, "end_at", None),
+    )
+
+
+def _group_times(times: np.ndarray, per_group: int) -> list[float]:
+    return [float(x) for x in times.reshape(-1, per_group).mean(axis=1)]
+
+
+def _sync(t: torch.Tensor) -> None:
+    if t.is_cuda:
+        torch.cuda.synchronize(t.device)

@@ -1,0 +1,107 @@
+"""Qwen2.5-VL's own vision tower as MARC uses it: video frames in, per-temporal-group tokens out.
+
+The tower patchifies a clip into temporal groups of ``temporal_patch_size`` (2) frames, encodes
+them with attention that never crosses groups (one attention segment per group, windowed inside
+it), and merges each 2x2 block of patches into one token of the language model's width. Its
+``pooler_output`` is laid out group-major, so reshaping gives the compression layer's input::
+
+    frames [T, H, W, 3]  ->  pooler_output [T/2 * P, D]  ->  tokens [T/2, P, D]
+    P = (H/14) * (W/14) / 4        D = text hidden size (2048 for the 3B)
+
+Because groups never attend to each other, encoding them in chunks gives the same tokens as one
+pass (tested), which bounds memory for any number of frames.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+__all__ = ["VisionTower"]
+
+
+class VisionTower:
+    """Encodes frames with a Qwen2.5-VL vision tower and its checkpoint's video processor.
+
+    Args:
+        visual: the tower (``model.model.visual`` or :func:`~.loading.load_vision_tower`'s).
+        processor: the checkpoint's ``Qwen2_5_VLProcessor`` (normalisation, patch layout).
+        frame_pixels: most pixels per frame (``MARC_VLM_FRAME_PIXELS``).
+        chunk_groups: temporal groups per forward pass (memory bound; results do not depend on it).
+    """
+
+    def __init__(self, visual, processor, *, frame_pixels: int, chunk_groups: int = 16) -> None:
+        cfg = visual.config
+        self.visual = visual
+        self.video_processor = processor.video_processor
+        self.patch: int = cfg.patch_size
+        self.merge: int = cfg.spatial_merge_size
+        self.temporal: int = cfg.temporal_patch_size
+        self.hidden: int = cfg.out_hidden_size
+        self.frame_pixels = frame_pixels
+        self.min_pixels = int(getattr(self.video_processor, "min_pixels", None) or 4 * 28 * 28)
+        self.chunk_groups = chunk_groups
+        self._has_cap = hasattr(self.video_processor, "cap_pixels_per_frame")
+
+    @property
+    def factor(self) -> int:
+        """Frame sides must be multiples of this (patch size x merge size: 28)."""
+        return self.patch * self.merge
+
+    def frame_size(self, width: int, height: int) -> tuple[int, int]:
+        """``(height, width)`` for frames of a ``width x height`` video: Qwen's ``smart_resize``
+        (aspect kept, sides multiples of 28, at most ``frame_pixels``)."""
+        from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+
+        h, w = smart_resize(
+            max(height, self.factor),
+            max(width, self.factor),
+            factor=self.factor,
+            min_pixels=self.min_pixels,
+            max_pixels=self.frame_pixels,
+        )
+        return int(h), int(w)
+
+    def grid(self, height: int, width: int) -> tuple[int, int]:
+        """Pre-merge patch grid ``(h, w)`` of one frame (the units of ``grid_thw``)."""
+        return height // self.patch, width // self.patch
+
+    def tokens_per_group(self, height: int, width: int) -> int:
+        h, w = self.grid(height, width)
+        return h * w // (self.merge * self.merge)
+
+    @torch.no_grad()
+    def encode(self, frames: np.ndarray) -> torch.Tensor:
+        """Tokens of each temporal group of ``frames``.
+
+        Args:
+            frames: ``uint8 [T, H, W, 3]``, ``T`` a multiple of 2, ``H`` and ``W`` multiples of 28
+                (:meth:`frame_size`).
+
+        Returns:
+            ``[T/2, P, D]`` in the tower's dtype, on its device.
+        """
+        T, H, W, _ = frames.shape
+        assert T % self.temporal == 0, f"{T} frames: need a multiple of {self.temporal}"
+        assert H % self.factor == 0 and W % self.factor == 0, (
+            f"{H}x{W}: sides must be x{self.factor}"
+        )
+        P = self.tokens_per_group(H, W)
+        step = self.chunk_groups * self.temporal
+        # frames arrive at their final size; the per-frame cap (a resize option) does not apply
+        extra = {"cap_pixels_per_frame": False} if self._has_cap else {}
+        out = []
+        for i in range(0, T, step):
+            clip = frames[i : i + step]
+            batch = self.video_processor(
+                videos=[clip], do_resize=False, do_sample_frames=False, return_tensors="pt", **extra
+            )
+            device = next(self.visual.parameters()).device
+            dtype = next(self.visual.parameters()).dtype
+            pixels = batch["pixel_values_videos"].to(device, dtype)  # [t*h*w, C*2*14*14]
+            grid = batch["video_grid_thw"].to(device)  # [[t, h, w]]
+            rows = self.visual(pixels, grid_thw=grid).pooler_output  # [t * P, D]
+            out.append(rows.view(-1, P, rows.shape[-1]))  # [t, P, D]
+        tokens = torch.cat(out)
+        assert tokens.shape == (T // self.temporal, P, self.hidden), tokens.shape
+        return tokens
