@@ -1,0 +1,385 @@
+"""marc.agent.vlm.vllm_backend against a fake vLLM server started in-process.
+
+The official vLLM wheel needs CUDA, so the server here is a real HTTP server on a local port that
+checks each request the way ``vllm serve --enable-mm-embeds`` does for Qwen2.5-VL: one message
+with one ``image_embeds`` part, both tensors decoded from base64 ``torch.save`` bytes,
+``rows == grid.prod() // 4`` and the language model's hidden size. Its answer is computed from
+what it decoded, so each test checks the round trip, not just that a request was sent.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import socketserver
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import torch
+
+from marc.agent.vlm.backend import Generation
+from marc.agent.vlm.prompt import EventRef, Visual, VisualPrompt, build_messages
+from marc.agent.vlm.vllm_backend import VLLMBackend, decode_tensor, encode_tensor
+from marc.memory.errors import ConfigError, ModelError
+from marc.memory.settings import Settings
+
+SERVED = "marc-student"
+HIDDEN = 64
+KEY = "s3cret"
+CLOSED = "http://127.0.0.1:9/v1"  # the discard port: nothing listens there
+MM_EMBEDS_OFF = "You must set `--enable-mm-embeds` to input `image_embeds`"
+EVENTS = [EventRef("e1", "/videos/lobby.mp4", "lobby", 5.0, 20.0)]
+
+
+# ------------------------------------------------------------------------------- services
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """Answers with the server's ``answer(method, path, headers, body) -> (status, type, text)``."""
+
+    def _reply(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        answer = self.server.answer  # type: ignore[attr-defined]
+        try:
+            status, ctype, text = answer(self.command, self.path, self.headers, body)
+        except Exception as err:  # a bug in the fake: show it in the client's error
+            status, ctype, text = 500, "text/plain", f"fake server error: {err!r}"
+        data = text.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = _reply
+
+    def log_message(self, *args) -> None:  # keep the test output clean
+        pass
+
+
+@contextmanager
+def _serving(server: socketserver.BaseServer) -> Iterator[str]:
+    """Serve ``server`` in a thread until the block ends; yields its ``http://`` URL."""
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def http_service(answer) -> Iterator[str]:
+    """A real HTTP server on a free local port answering with ``answer``; yields its ``/v1`` URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.daemon_threads = True
+    server.answer = answer  # type: ignore[attr-defined]
+    with _serving(server) as url:
+        yield url + "/v1"
+
+
+@contextmanager
+def silent_service() -> Iterator[str]:
+    """A TCP service that reads the request and never answers; yields its ``/v1`` URL."""
+    stop = threading.Event()
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            self.request.recv(1 << 16)
+            stop.wait(10)
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    try:
+        with _serving(server) as url:
+            yield url + "/v1"
+    finally:
+        stop.set()
+
+
+class FakeVLLM:
+    """Just enough of ``vllm serve SERVED --enable-mm-embeds`` for a Qwen2.5-VL model.
+
+    Args:
+        mm_embeds: whether the server was started with ``--enable-mm-embeds``.
+        old_errors: answer errors in the older ``{"object": "error", "message": ...}`` shape.
+        api_key: the server's ``--api-key``.
+    """
+
+    def __init__(self, *, mm_embeds: bool = True, old_errors: bool = False, api_key=None) -> None:
+        self.mm_embeds, self.old_errors, self.api_key = mm_embeds, old_errors, api_key
+        self.requests: list[dict[str, Any]] = []  # method, path, headers, json body
+        self.received: list[tuple[torch.Tensor, torch.Tensor]] = []  # decoded (embeds, grid)
+
+    def error(self, status: int, message: str, kind: str) -> tuple[int, str, str]:
+        if self.old_errors:
+            body = {"object": "error", "message": message, "type": kind, "code": status}
+        else:
+            body = {"error": {"message": message, "type": kind, "param": None, "code": status}}
+        return status, "application/json", json.dumps(body)
+
+    def __call__(self, method: str, path: str, headers, body: bytes) -> tuple[int, str, str]:
+        req = json.loads(body) if body else None
+        self.requests.append(
+            {"method": method, "path": path, "headers": dict(headers), "json": req}
+        )
+        if self.api_key and headers.get("Authorization") != f"Bearer {self.api_key}":
+            return 401, "application/json", json.dumps({"error": "Unauthorized"})
+        if (method, path) == ("GET", "/v1/models"):
+            models = [{"id": SERVED, "object": "model", "owned_by": "vllm"}]
+            return 200, "application/json", json.dumps({"object": "list", "data": models})
+        if (method, path) != ("POST", "/v1/chat/completions"):
+            return 404, "application/json", json.dumps({"detail": "Not Found"})
+        if req["model"] != SERVED:
+            return self.error(404, f"The model `{req['model']}` does not exist.", "NotFoundError")
+        return self.chat(req["messages"])
+
+    def chat(self, messages: list[dict[str, Any]]) -> tuple[int, str, str]:
+        parts = [p for m in messages if isinstance(m["content"], list) for p in m["content"]]
+        if any(p["type"] not in ("text", "image_embeds") for p in parts):
+            return self.error(400, f"Unknown part types {[p['type'] for p in parts]}", "BadRequest")
+        embedded = [p for p in parts if p["type"] == "image_embeds"]
+        carriers = [m for m in messages if any(p in embedded for p in m["content"])]
+        if len(carriers) > 1 or len(embedded) > 1:
+            return self.error(400, "Only one message can contain image_embeds", "BadRequestError")
+        if embedded and not self.mm_embeds:
+            return self.error(400, MM_EMBEDS_OFF, "BadRequestError")
+        rows, answer = 0, "no picture"
+        for part in embedded:
+            item = part["image_embeds"]
+            if not isinstance(item, dict) or set(item) != {"image_embeds", "image_grid_thw"}:
+                return self.error(400, f"image_embeds needs both keys: {item!r:.80}", "BadRequest")
+            embeds = decode_tensor(item["image_embeds"])
+            grid = decode_tensor(item["image_grid_thw"])
+            problem = (
+                "grid_thw must be [1, 3]"
+                if grid.shape != (1, 3)
+                else "embeds must be 2-D"
+                if embeds.ndim != 2
+                else "rows must be grid.prod() // 4"
+                if embeds.shape[0] != int(grid.prod()) // 4
+                else "hidden size must match the language model"
+                if embeds.shape[1] != HIDDEN
+                else None
+            )
+            if problem:
+                return self.error(400, problem, "BadRequestError")
+            self.received.append((embeds, grid))
+            rows = embeds.shape[0]
+            answer = f"rows={rows} grid={grid.tolist()} sum={embeds.float().sum():.4f}"
+        texts = [m["content"] for m in messages if isinstance(m["content"], str)]
+        texts += [p["text"] for p in parts if p["type"] == "text"]
+        content = f"{answer} q={texts[-1]}"
+        usage = {
+            "prompt_tokens": rows + sum(len(t.split()) for t in texts),
+            "completion_tokens": len(content.split()),
+        }
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        choice = {"index": 0, "message": {"role": "assistant", "content": f"  {content}\n"}}
+        completion = {"id": "chatcmpl-1", "object": "chat.completion", "model": SERVED}
+        completion |= {"choices": [choice | {"finish_reason": "stop"}], "usage": usage}
+        return 200, "application/json", json.dumps(completion)
+
+
+@contextmanager
+def fake_vllm(**kwargs) -> Iterator[tuple[str, FakeVLLM]]:
+    fake = FakeVLLM(**kwargs)
+    with http_service(fake) as url:
+        yield url, fake
+
+
+def picture_prompt(
+    question: str = "Who enters?", *, groups: int = 1, dtype=torch.float32
+) -> VisualPrompt:
+    """A compressed-picture prompt: ``groups`` stacked 4x6 groups (6 rows each), hidden 64."""
+    h, w = 4 * groups, 6
+    visual = Visual("image", torch.randn(h * w // 4, HIDDEN).to(dtype), (1, h, w))
+    messages = build_messages(question, EVENTS, ["image"], groups=groups)
+    return VisualPrompt(messages, [visual], EVENTS)
+
+
+# ---------------------------------------------------------------------------------- tests
+def test_tensor_codec_matches_torch_save() -> None:
+    big = torch.randn(100, HIDDEN)
+    view = big[10:16]  # torch.save would write all of big's storage
+    assert torch.equal(decode_tensor(encode_tensor(view)), view)
+    assert len(encode_tensor(view)) < len(encode_tensor(big)) // 5
+    t = big[:, ::2].T  # not contiguous
+    assert torch.equal(decode_tensor(encode_tensor(t)), t)
+
+
+@pytest.mark.parametrize("api_key", [None, KEY])
+def test_request_shape(api_key: str | None) -> None:
+    with (
+        fake_vllm(api_key=api_key) as (url, fake),
+        VLLMBackend(url + "/", SERVED, api_key=api_key) as vlm,
+    ):
+        vlm.generate(picture_prompt(), max_new_tokens=17, temperature=0.7, top_p=0.9)
+    (req,) = fake.requests
+    assert (req["method"], req["path"]) == ("POST", "/v1/chat/completions")
+    assert req["headers"].get("Authorization") == (f"Bearer {api_key}" if api_key else None)
+    body = req["json"]
+    assert set(body) == {"model", "messages", "max_tokens", "temperature", "top_p"}
+    assert (body["model"], body["max_tokens"], body["temperature"], body["top_p"]) == (
+        SERVED,
+        17,
+        0.7,
+        0.9,
+    )
+
+
+def test_text_parts_and_order_kept() -> None:
+    prompt = picture_prompt("What is on the desk?", groups=2)
+    with fake_vllm() as (url, fake), VLLMBackend(url, SERVED) as vlm:
+        vlm.generate(prompt)
+    (message,) = fake.requests[0]["json"]["messages"]
+    (original,) = prompt.messages
+    assert message["role"] == original["role"] == "user"
+    assert [p["type"] for p in message["content"]] == ["text", "image_embeds", "text"]
+    assert message["content"][0] == original["content"][0]
+    assert message["content"][2] == original["content"][2]
+    assert "2 views stacked" in message["content"][0]["text"]
+    assert original["content"][1] == {"type": "image"}  # the prompt itself is left unchanged
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("groups", [1, 3])
+def test_round_trip(dtype: torch.dtype, groups: int) -> None:
+    prompt = picture_prompt("Who enters?", groups=groups, dtype=dtype)
+    (visual,) = prompt.visuals
+    with fake_vllm() as (url, fake), VLLMBackend(url, SERVED) as vlm:
+        gen = vlm.generate(prompt)
+    (embeds, grid), rows = fake.received[0], 6 * groups
+    assert embeds.dtype == dtype and torch.equal(embeds, visual.embeds)  # bit-exact
+    assert grid.dtype == torch.int64 and grid.tolist() == [[1, 4 * groups, 6]]
+    sent_sum = visual.embeds.float().sum()
+    assert isinstance(gen, Generation) and gen.prefill_s is None and gen.seconds > 0
+    assert gen.text == f"rows={rows} grid={[[1, 4 * groups, 6]]} sum={sent_sum:.4f} q=Who enters?"
+    texts = [p["text"] for p in prompt.messages[0]["content"] if p["type"] == "text"]
+    assert gen.prompt_tokens == rows + sum(len(t.split()) for t in texts)
+    assert gen.completion_tokens == len(gen.text.split())
+
+
+def test_text_only_prompt_and_missing_usage() -> None:
+    prompt = VisualPrompt([{"role": "user", "content": "Say hi."}], [])
+    with fake_vllm() as (url, _), VLLMBackend(url, SERVED) as vlm:
+        assert vlm.generate(prompt).text == "no picture q=Say hi."
+
+    def bare(method, path, headers, body):
+        return 200, "application/json", json.dumps({"choices": [{"message": {"content": "hi"}}]})
+
+    with http_service(bare) as url, VLLMBackend(url, SERVED) as vlm:
+        gen = vlm.generate(prompt)
+    assert (gen.text, gen.prompt_tokens, gen.completion_tokens) == ("hi", 0, 0)
+
+
+def test_from_settings() -> None:
+    settings = Settings(
+        _env_file=None, vlm="org/student", vlm_url="http://h:1/v1/", vlm_api_key=KEY
+    )
+    with VLLMBackend.from_settings(settings) as vlm:
+        assert (vlm.name, vlm.url, vlm.model, vlm.timeout_s) == (
+            "vllm",
+            "http://h:1/v1",
+            "org/student",
+            300.0,
+        )
+    settings = Settings(_env_file=None, vlm="org/student", vlm_served_name=SERVED, vlm_timeout_s=5)
+    with VLLMBackend.from_settings(settings) as vlm:
+        assert (vlm.model, vlm.timeout_s) == (SERVED, 5.0)
+    with pytest.raises(ConfigError, match="MARC_VLM_URL"):
+        VLLMBackend("127.0.0.1:8000/v1", SERVED)
+
+
+# --------------------------------------------------------------------------------- errors
+def error_of(vlm: VLLMBackend, prompt: VisualPrompt, url: str) -> str:
+    """The one-line ModelError that ``prompt`` gets from ``vlm``; it must name ``url``."""
+    with pytest.raises(ModelError) as excinfo:
+        vlm.generate(prompt)
+    text = str(excinfo.value)
+    assert "\n" not in text and url in text, text
+    return text
+
+
+def test_server_down() -> None:
+    with VLLMBackend(CLOSED, SERVED) as vlm:
+        text = error_of(vlm, picture_prompt(), CLOSED)
+    assert "cannot reach the vLLM server" in text
+    assert f"vllm serve {SERVED} --enable-mm-embeds" in text
+
+
+def test_server_silent() -> None:
+    with silent_service() as url, VLLMBackend(url, SERVED, timeout_s=0.5) as vlm:
+        assert "MARC_VLM_TIMEOUT_S" in error_of(vlm, picture_prompt(), url)
+
+
+@pytest.mark.parametrize("old_errors", [False, True], ids=["error-object", "object-error"])
+def test_embeds_not_enabled(old_errors: bool) -> None:
+    with (
+        fake_vllm(mm_embeds=False, old_errors=old_errors) as (url, _),
+        VLLMBackend(url, SERVED) as vlm,
+    ):
+        text = error_of(vlm, picture_prompt(), url)
+    assert MM_EMBEDS_OFF in text and "400" in text
+    assert f"restart it with `vllm serve {SERVED} --enable-mm-embeds`" in text
+
+
+@pytest.mark.parametrize("old_errors", [False, True], ids=["error-object", "object-error"])
+def test_unknown_model_lists_served(old_errors: bool) -> None:
+    model = "Qwen/Qwen2.5-VL-3B-Instruct"
+    with fake_vllm(old_errors=old_errors) as (url, fake), VLLMBackend(url, model) as vlm:
+        text = error_of(vlm, picture_prompt(), url)
+    assert f"does not serve model '{model}'" in text and f"`{model}` does not exist" in text
+    assert f'it serves ["{SERVED}"]' in text and "MARC_VLM_SERVED_NAME" in text
+    assert [r["path"] for r in fake.requests] == ["/v1/chat/completions", "/v1/models"]
+
+
+def test_url_without_v1() -> None:
+    with fake_vllm() as (url, _), VLLMBackend(url.removesuffix("/v1"), SERVED) as vlm:
+        text = error_of(vlm, picture_prompt(), url.removesuffix("/v1"))
+    assert "404" in text and "ending in /v1" in text
+
+
+@pytest.mark.parametrize("api_key", [None, "wrong"])
+def test_key_refused(api_key: str | None) -> None:
+    with fake_vllm(api_key=KEY) as (url, _), VLLMBackend(url, SERVED, api_key=api_key) as vlm:
+        text = error_of(vlm, picture_prompt(), url)
+    assert "401" in text and "Unauthorized" in text and "MARC_VLM_API_KEY" in text
+    assert ("refused the API key" if api_key else "needs an API key") in text
+
+
+@pytest.mark.parametrize("status", [200, 500])
+def test_html_server(status: int) -> None:
+    page = "<!DOCTYPE html>\n<html>\n<body>\n<h1>Welcome</h1>\n<p>a web site</p>\n</body>\n</html>"
+    with (
+        http_service(lambda *_: (status, "text/html", page)) as url,
+        VLLMBackend(url, SERVED) as vlm,
+    ):
+        text = error_of(vlm, picture_prompt(), url)
+    assert "Welcome a web site" in text and "<" not in text
+    if status == 200:
+        assert "is not an OpenAI-compatible server" in text
+    else:
+        assert "answered 500" in text
+
+
+def _video_prompt() -> VisualPrompt:
+    videos = [Visual("video", torch.randn(12, HIDDEN), (2, 4, 6)) for _ in EVENTS]
+    return VisualPrompt(build_messages("Who?", EVENTS, ["video"]), videos, EVENTS)
+
+
+def _two_images_prompt() -> VisualPrompt:
+    images = [Visual("image", torch.randn(6, HIDDEN), (1, 4, 6)) for _ in range(2)]
+    return VisualPrompt(build_messages("Who?", EVENTS, ["image", "image"]), images, EVENTS)
+
+
+@pytest.mark.parametrize("make", [_video_prompt, _two_images_prompt], ids=["video", "two-images"])
+def test_uncompressed_input_refused_before_sending(make) -> None:
+    with fake_vllm() as (url, fake), VLLMBackend(url, SERVED) as vlm:
+        prompt = make()
+        with pytest.raises(ConfigError) as excinfo:
+            vlm.generate(prompt)
+    text = str(excinfo.value)
+    assert "\n" not in text and "compressed picture only" in text and "transformers" in text
+    assert fake.requests == []
