@@ -383,3 +383,38 @@ def test_uncompressed_input_refused_before_sending(make) -> None:
     text = str(excinfo.value)
     assert "\n" not in text and "compressed picture only" in text and "transformers" in text
     assert fake.requests == []
+
+
+# ------------------------------------------------- the whole answer path with MARC_VLM_BACKEND=vllm
+def test_answer_through_vllm_sends_the_compressed_picture(tmp_path, vtest_avi) -> None:
+    """Settings pick the vLLM backend; the tiny model's vision tower, loaded alone, encodes real
+    frames; the server receives one [1, h, w] picture of one group's rows (hidden 64)."""
+    from types import SimpleNamespace
+
+    from marc.agent.vlm import Answerer
+
+    hits = [
+        SimpleNamespace(id="a", video=str(vtest_avi), camera="hall", start_s=2.0, end_s=9.0),
+        SimpleNamespace(id="b", video=str(vtest_avi), camera="hall", start_s=30.0, end_s=40.0),
+    ]
+    with fake_vllm() as (url, fake):
+        settings = Settings(
+            home=tmp_path, models="tiny", vlm="", vlm_backend="vllm", vlm_url=url,
+            vlm_served_name=SERVED, vlm_frames=16,
+        )  # fmt: skip
+        answerer = Answerer(settings)
+        assert answerer.backend.name == "vllm"
+        a = answerer.answer("Who crosses the lawn?", hits)
+        answerer.close()
+    ((embeds, grid),) = fake.received
+    h, w = answerer.vision.grid(*answerer.vision.frame_size(768, 576))
+    assert grid.tolist() == [[1, h, w]] and embeds.shape == (h * w // 4, HIDDEN)
+    assert a.visual_tokens == a.budget_tokens == h * w // 4
+    assert a.text.startswith(f"rows={h * w // 4} grid={[[1, h, w]]}")
+    assert a.text.endswith("q=Who crosses the lawn?")
+    assert [e.id for e in a.events] == ["a", "b"] and len(a.groups) == 1
+    assert a.groups[0] == [(0, g) for g in range(3)] + [(1, g) for g in range(5)]
+    with pytest.raises(ConfigError, match="compressed picture only"):
+        Answerer(settings, backend=answerer.backend, vision=answerer.vision).answer(
+            "q", hits, budget=None
+        )
