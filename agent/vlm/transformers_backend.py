@@ -31,12 +31,15 @@ class TransformersBackend(VLMBackend):
     Args:
         model: a loaded ``Qwen2_5_VLForConditionalGeneration`` (see :mod:`.loading`).
         processor: its ``Qwen2_5_VLProcessor``.
+        generate_kwargs: more ``model.generate`` arguments (e.g. ``min_new_tokens`` to make
+            benchmark runs generate a fixed number of tokens).
     """
 
     name = "transformers"
 
-    def __init__(self, model, processor) -> None:
+    def __init__(self, model, processor, **generate_kwargs) -> None:
         self.model = model
+        self.generate_kwargs = generate_kwargs
         self.processor = processor
         self.tokenizer = processor.tokenizer
         cfg = model.config
@@ -121,6 +124,7 @@ class TransformersBackend(VLMBackend):
                 eos_token_id=[i for i in eos if i is not None],
                 pad_token_id=self.tokenizer.pad_token_id,
                 **sampling,
+                **self.generate_kwargs,
             )
         except (RuntimeError, ValueError) as e:
             raise ModelError(f"the answer model failed: {one_line(e, limit=200)}") from e
