@@ -8,24 +8,22 @@ service that does not speak HTTP, one that never answers, and a fake Qdrant that
 
 from __future__ import annotations
 
-import http.server
 import importlib.metadata
 import json
 import os
 import shutil
-import socketserver
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _services import Answer, http_service, tcp_service
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
@@ -40,78 +38,18 @@ CLIENT_VERSION = importlib.metadata.version("qdrant-client")
 
 
 # ------------------------------------------------------------------------------- services
-class _Handler(http.server.BaseHTTPRequestHandler):
-    """Answers every request with the server's ``answer(path, headers) -> (status, type, body)``."""
-
-    def _reply(self) -> None:
-        status, ctype, body = self.server.answer(self.path, self.headers)  # type: ignore[attr-defined]
-        data = body.encode()
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    do_GET = do_PUT = do_POST = do_DELETE = _reply
-
-    def log_message(self, *args) -> None:  # keep the test output clean
-        pass
-
-
-@contextmanager
-def _serving(server: socketserver.BaseServer) -> Iterator[str]:
-    """Serve ``server`` in a thread until the block ends; yields its ``http://`` URL."""
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-@contextmanager
-def http_service(answer: Callable[[str, object], tuple[int, str, str]]) -> Iterator[str]:
-    """A real HTTP server on a free local port, answering with ``answer``; yields its URL."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.answer = answer  # type: ignore[attr-defined]
-    with _serving(server) as url:
-        yield url
-
-
-@contextmanager
-def tcp_service(reply: bytes | None) -> Iterator[str]:
-    """A TCP service that sends ``reply`` and hangs up, or (``None``) never says anything."""
-
-    class Handler(socketserver.BaseRequestHandler):
-        def handle(self) -> None:
-            if reply is None:
-                self.request.settimeout(30)
-                try:
-                    self.request.recv(1 << 16)
-                    time.sleep(30)  # read the request, never answer
-                except OSError:
-                    pass
-            else:
-                self.request.sendall(reply)
-
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    with _serving(server) as url:
-        yield url
-
-
-def _html(status: int) -> Callable[[str, object], tuple[int, str, str]]:
+def _html(status: int) -> Answer:
     page = (
         f"<!DOCTYPE html>\n<html>\n<body>\n<h1>{status}</h1>\n<p>a web site</p>\n</body>\n</html>"
     )
-    return lambda path, headers: (status, "text/html", page)
+    return lambda method, path, headers, body: (status, "text/html", page)
 
 
-def _fake_qdrant(version: str = CLIENT_VERSION) -> Callable[[str, object], tuple[int, str, str]]:
+def _fake_qdrant(version: str = CLIENT_VERSION) -> Answer:
     """Just enough of a Qdrant server to open a store: ``GET /`` and ``GET /collections``."""
     about = json.dumps({"title": "qdrant - vector search engine", "version": version})
 
-    def answer(path: str, headers) -> tuple[int, str, str]:
+    def answer(method: str, path: str, headers, body: bytes) -> tuple[int, str, str]:
         if path == "/":  # Qdrant answers its version without a key
             return 200, "application/json", about
         if headers.get("api-key") != KEY:

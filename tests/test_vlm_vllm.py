@@ -9,16 +9,15 @@ what it decoded, so each test checks the round trip, not just that a request was
 
 from __future__ import annotations
 
-import http.server
 import json
-import socketserver
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
 import torch
+from _services import http_service as _http_service
+from _services import tcp_service
 
 from marc.agent.vlm.backend import Generation
 from marc.agent.vlm.prompt import EventRef, Visual, VisualPrompt, build_messages
@@ -35,69 +34,6 @@ EVENTS = [EventRef("e1", "/videos/lobby.mp4", "lobby", 5.0, 20.0)]
 
 
 # ------------------------------------------------------------------------------- services
-class _Handler(http.server.BaseHTTPRequestHandler):
-    """Answers with the server's ``answer(method, path, headers, body) -> (status, type, text)``."""
-
-    def _reply(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        answer = self.server.answer  # type: ignore[attr-defined]
-        try:
-            status, ctype, text = answer(self.command, self.path, self.headers, body)
-        except Exception as err:  # a bug in the fake: show it in the client's error
-            status, ctype, text = 500, "text/plain", f"fake server error: {err!r}"
-        data = text.encode()
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    do_GET = do_POST = _reply
-
-    def log_message(self, *args) -> None:  # keep the test output clean
-        pass
-
-
-@contextmanager
-def _serving(server: socketserver.BaseServer) -> Iterator[str]:
-    """Serve ``server`` in a thread until the block ends; yields its ``http://`` URL."""
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-@contextmanager
-def http_service(answer) -> Iterator[str]:
-    """A real HTTP server on a free local port answering with ``answer``; yields its ``/v1`` URL."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.daemon_threads = True
-    server.answer = answer  # type: ignore[attr-defined]
-    with _serving(server) as url:
-        yield url + "/v1"
-
-
-@contextmanager
-def silent_service() -> Iterator[str]:
-    """A TCP service that reads the request and never answers; yields its ``/v1`` URL."""
-    stop = threading.Event()
-
-    class Handler(socketserver.BaseRequestHandler):
-        def handle(self) -> None:
-            self.request.recv(1 << 16)
-            stop.wait(10)
-
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    try:
-        with _serving(server) as url:
-            yield url + "/v1"
-    finally:
-        stop.set()
-
-
 class FakeVLLM:
     """Just enough of ``vllm serve SERVED --enable-mm-embeds`` for a Qwen2.5-VL model.
 
@@ -180,6 +116,13 @@ class FakeVLLM:
         completion = {"id": "chatcmpl-1", "object": "chat.completion", "model": SERVED}
         completion |= {"choices": [choice | {"finish_reason": "stop"}], "usage": usage}
         return 200, "application/json", json.dumps(completion)
+
+
+@contextmanager
+def http_service(answer) -> Iterator[str]:
+    """A real HTTP server answering with ``answer``; yields its ``/v1`` base URL."""
+    with _http_service(answer) as url:
+        yield url + "/v1"
 
 
 @contextmanager
@@ -310,7 +253,7 @@ def test_server_down() -> None:
 
 
 def test_server_silent() -> None:
-    with silent_service() as url, VLLMBackend(url, SERVED, timeout_s=0.5) as vlm:
+    with tcp_service(None) as url, VLLMBackend(url, SERVED, timeout_s=0.5) as vlm:
         assert "MARC_VLM_TIMEOUT_S" in error_of(vlm, picture_prompt(), url)
 
 
