@@ -10,6 +10,7 @@ provenance are right, and that bad input is reported.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -245,7 +246,7 @@ def hits(archive):
 def test_answer_compresses_to_one_frame(answerer, hits):
     a = answerer.answer("who walked through the hall?", hits)
     P = a.visual_tokens
-    assert a.visual_tokens == a.budget_tokens == P > 0
+    assert a.visual_tokens == a.budget_tokens == a.tokens_per_group == P > 0
     assert {e.id for e in a.events} == {h.id for h in hits}
     starts = [(e.start_at, e.video, e.start_s) for e in a.events]
     assert starts == sorted(starts)  # time order
@@ -284,6 +285,20 @@ def test_uncompressed_and_identity_budgets(answerer, hits):
     assert same.visual_tokens == full.visual_tokens
     assert all(len(g) == 1 for g in same.groups)
     assert one.visual_tokens / full.visual_tokens <= 0.0471  # the paper's 122.69 / 2,589.93
+
+
+@pytest.mark.slow
+def test_the_largest_video_sets_the_frame_size(answerer, archive):
+    """A 176x144 phone clip first in time must not shrink the 768x576 hall camera's frames."""
+    with Archive(archive) as a:
+        videos = sorted({e["video"] for e in a.events()}, key=lambda v: "hall" in v)
+        street, hall = (a.search("q", k=1, videos=[v])[0] for v in videos)
+    assert "street" in street.video and "hall" in hall.video
+    early = SimpleNamespace(**{**vars(street), "start_at": hall.start_at - timedelta(hours=1)})
+    ans = answerer.answer("q", [hall, early])
+    assert [e.id for e in ans.events] == [street.id, hall.id]  # time order
+    assert ans.frame_size == answerer.vision.frame_size(768, 576)
+    assert ans.tokens_per_group == answerer.vision.tokens_per_group(*ans.frame_size)
 
 
 @pytest.mark.slow

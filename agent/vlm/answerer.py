@@ -21,7 +21,6 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -59,6 +58,8 @@ class Answer:
         timings: seconds spent decoding, in the vision tower, compressing, in prefill, generating,
             and in total.
         prompt_tokens, completion_tokens: what the language model read and wrote.
+        tokens_per_group: ``P``, the visual tokens of one 2-frame group (one frame's worth).
+        frame_size: ``(height, width)`` in pixels every sampled frame was letterboxed to.
     """
 
     text: str
@@ -72,6 +73,8 @@ class Answer:
     timings: dict[str, float] = field(default_factory=dict)
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    tokens_per_group: int = 0
+    frame_size: tuple[int, int] = (0, 0)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -82,6 +85,7 @@ class Answer:
             "events": [e.id for e in self.events],
             "missing": self.missing,
             "timings": self.timings,
+            "tokens_per_group": self.tokens_per_group,
         }
 
 
@@ -147,22 +151,26 @@ class Answerer:
     def sample(self, hits: Sequence[Any]) -> _Sampled:
         """Frames of each hit (in time order), skipping those whose file cannot be read.
 
-        The frame budget is split among the events whose file is there; the first of them fixes
-        the frame size (and hence ``P``) for all.
+        The frame budget is split among the events whose file is there. All frames get one size
+        (so every group has the same ``P`` tokens): ``smart_resize`` of the largest of their
+        videos (a small camera does not shrink the others' frames; smaller ones are upscaled),
+        letterboxed where the aspect differs.
         """
         out = _Sampled([], [], [], [])
-        readable, size = [], None
+        readable, shapes, seen = [], [], {}
         for hit in sorted(hits, key=_time_key):
             try:
-                if size is None:
-                    info = probe(hit.video)  # MediaError when missing or not a video
-                    size = self.vision.frame_size(info.width, info.height)
-                elif not Path(hit.video).is_file():
-                    raise MediaError(hit.video, "file not found")
+                if hit.video not in seen:
+                    seen[hit.video] = probe(hit.video)  # MediaError: missing or not a video
             except MediaError as e:
                 out.missing.append(one_line(e))
                 continue
             readable.append(hit)
+            shapes.append((seen[hit.video].width, seen[hit.video].height))
+        size = None
+        if shapes:
+            width, height = max(shapes, key=lambda wh: (wh[0] * wh[1], wh))
+            size = self.vision.frame_size(width, height)
         per_group = self.vision.temporal
         total = self.settings.vlm_frames - self.settings.vlm_frames % per_group
         counts = allocate_frames([h.end_s - h.start_s for h in readable], total, per_group)
@@ -252,7 +260,6 @@ class Answerer:
         grid_hw = self.vision.grid(H, W)
         P = tokens[0].shape[1]
         group_times = [_group_times(ts, self.vision.temporal) for ts in sampled.times]
-        t = time.perf_counter()
         if budget is None:
             step = self.vision.temporal
             spg = [float(ts[step] - ts[0]) if len(ts) > step else 1.0 for ts in sampled.times]
@@ -264,17 +271,19 @@ class Answerer:
                 seconds_per_group=spg,
                 reasoning=reasoning,
             )
+            timings["compression_s"] = 0.0
             groups = [[(e, g)] for e, tok in enumerate(tokens) for g in range(tok.shape[0])]
             budget_tokens = sum(int(tok.shape[0]) for tok in tokens) * P
         else:
+            t = time.perf_counter()
             out = compress(
                 tokens, budget=budget, window=s.compression_window, ratio=s.compression_ratio
             )
             _sync(out.tokens)
+            timings["compression_s"] = time.perf_counter() - t
             prompt = self.prompt(question, sampled.events, out.tokens, grid_hw, reasoning=reasoning)
             groups = out.groups
             budget_tokens = budget * P
-        timings["compression_s"] = time.perf_counter() - t
         gen = self.backend.generate(
             prompt, max_new_tokens=s.vlm_max_new_tokens, temperature=temperature
         )
@@ -295,6 +304,8 @@ class Answerer:
             timings=timings,
             prompt_tokens=gen.prompt_tokens,
             completion_tokens=gen.completion_tokens,
+            tokens_per_group=P,
+            frame_size=(int(H), int(W)),
         )
 
 
