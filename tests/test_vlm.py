@@ -322,3 +322,25 @@ def test_module_answer_loads_once(archive, hits):
     from marc.agent.vlm import answerer as module
 
     assert len(module._default) == 1
+
+
+@pytest.mark.slow
+def test_prepare_then_generate_is_answer_and_text_only_when_nothing_can_be_read(
+    answerer, hits, tmp_path
+):
+    whole = answerer.answer("who is there?", hits)
+    prepared = answerer.prepare("who is there?", hits)
+    assert prepared.visual_tokens == whole.visual_tokens and prepared.groups == whole.groups
+    assert answerer.generate(prepared).text == whole.text
+    # the agent's fallback: every file gone, the catalog's times are all there is
+    gone = [SimpleNamespace(**{**vars(h), "video": str(tmp_path / f"gone{i}.mp4")})
+            for i, h in enumerate(hits)]  # fmt: skip
+    with pytest.raises(MediaError):
+        answerer.prepare("q", gone)
+    text_only = answerer.prepare("who is there?", gone, text_only=True)
+    assert text_only.prompt.visuals == [] and text_only.visual_tokens == 0
+    assert len(text_only.missing) == 3 and "gone0.mp4" in " ".join(text_only.missing)
+    intro = text_only.prompt.messages[0]["content"][0]["text"]
+    assert "could not be read" in intro and "gone0.mp4" in intro
+    out = answerer.generate(text_only)
+    assert out.visual_tokens == 0 and out.completion_tokens > 0

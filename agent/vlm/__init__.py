@@ -20,7 +20,14 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from marc.agent.vlm.answerer import Answer, Answerer, allocate_frames, answer, load_backend
+    from marc.agent.vlm.answerer import (
+        Answer,
+        Answerer,
+        Prepared,
+        allocate_frames,
+        answer,
+        load_backend,
+    )
     from marc.agent.vlm.backend import Generation, VLMBackend
     from marc.agent.vlm.prompt import EventRef, Visual, VisualPrompt
 
@@ -29,6 +36,7 @@ _LAZY = {
     "Answerer": "marc.agent.vlm.answerer",
     "allocate_frames": "marc.agent.vlm.answerer",
     "answer": "marc.agent.vlm.answerer",
+    "Prepared": "marc.agent.vlm.answerer",
     "load_backend": "marc.agent.vlm.answerer",
     "Generation": "marc.agent.vlm.backend",
     "VLMBackend": "marc.agent.vlm.backend",
@@ -41,6 +49,7 @@ __all__ = [
     "Answerer",
     "EventRef",
     "Generation",
+    "Prepared",
     "VLMBackend",
     "Visual",
     "VisualPrompt",

@@ -35,7 +35,7 @@ from marc.memory.frames import event_frames, frame_times
 from marc.memory.probe import probe
 from marc.memory.settings import Settings
 
-__all__ = ["Answer", "Answerer", "allocate_frames", "answer"]
+__all__ = ["Answer", "Answerer", "Prepared", "allocate_frames", "answer"]
 
 _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 
@@ -121,6 +121,23 @@ class _Sampled:
     missing: list[str]
 
 
+@dataclass
+class Prepared:
+    """A prompt ready for generation and what it was made from (see :class:`Answer`)."""
+
+    prompt: VisualPrompt
+    visual_tokens: int
+    budget_tokens: int
+    groups: list[list[tuple[int, int]]]
+    events: list[EventRef]
+    group_times: list[list[float]]
+    missing: list[str]
+    timings: dict[str, float]
+    tokens_per_group: int
+    frame_size: tuple[int, int]
+    started: float  # time.perf_counter() when preparation began
+
+
 class Answerer:
     """Turns retrieved events and a question into an :class:`Answer`. Holds the loaded models.
 
@@ -149,7 +166,8 @@ class Answerer:
 
     # ------------------------------------------------------------------------------ steps
     def sample(self, hits: Sequence[Any]) -> _Sampled:
-        """Frames of each hit (in time order), skipping those whose file cannot be read.
+        """Frames of each hit (in time order), skipping (and listing) those whose file cannot be
+        read; no events at all when none can.
 
         The frame budget is split among the events whose file is there. All frames get one size
         (so every group has the same ``P`` tokens): ``smart_resize`` of the largest of their
@@ -184,11 +202,6 @@ class Answerer:
             out.events.append(_ref(hit))
             out.frames.append(frames)
             out.times.append(frame_times(hit.start_s, hit.end_s, n))
-        if not out.events:
-            raise MediaError(
-                hits[0].video,
-                f"none of the {len(hits)} retrieved events could be read ({out.missing[0]})",
-            )
         return out
 
     def prompt(
@@ -221,37 +234,50 @@ class Answerer:
             )
         return VisualPrompt(messages, visuals, events)
 
-    def answer(
+    def prepare(
         self,
         question: str,
         hits: Sequence[Any],
         *,
         budget: int | None = 1,
         reasoning: bool = False,
-        temperature: float = 0.0,
-    ) -> Answer:
-        """Answer ``question`` from ``hits`` (search hits, or anything with ``id, video, camera,
-        start_s, end_s``) with at most ``budget`` frame groups of visual tokens.
+        text_only: bool = False,
+    ) -> Prepared:
+        """Sample, encode and compress: everything before generation (the agent's compress node).
 
         Args:
             budget: groups kept after compression (1: one frame's worth); ``None``: no
                 compression, every sampled frame goes to the model as video.
             reasoning: ask for (and extract) the ``<think>``/``<answer>`` format.
+            text_only: when no event's file can be read, prepare a prompt that lists the events
+                (file, camera, times: what the catalog still knows) without pictures instead of
+                raising.
 
         Raises:
             ValueError: ``hits`` is empty or ``budget < 1``.
-            MediaError: none of the events' files can be read.
-            ModelError: the model failed or the vLLM server is unreachable.
+            MediaError: none of the events' files can be read (and not ``text_only``).
         """
         if not hits:
             raise ValueError("no events to answer from")
         if budget is not None and budget < 1:
             raise ValueError(f"budget must be >= 1 or None, got {budget}")
         s = self.settings
-        timings: dict[str, float] = {}
         t0 = time.perf_counter()
         sampled = self.sample(hits)
-        timings["decode_s"] = time.perf_counter() - t0
+        timings = {"decode_s": time.perf_counter() - t0}
+        if not sampled.events:
+            if not text_only:
+                raise MediaError(
+                    hits[0].video,
+                    f"none of the {len(hits)} retrieved events could be read "
+                    f"({sampled.missing[0]})",
+                )
+            events = [_ref(h) for h in sorted(hits, key=_time_key)]
+            messages = build_messages(question, events, [], reasoning=reasoning)
+            return Prepared(
+                VisualPrompt(messages, [], events), 0, 0, [], events, [], sampled.missing,
+                timings, 0, (0, 0), t0,
+            )  # fmt: skip
         t = time.perf_counter()
         tokens = [self.vision.encode(f) for f in sampled.frames]  # [T_e/2, P, D] each
         _sync(tokens[0])
@@ -259,18 +285,13 @@ class Answerer:
         H, W = sampled.frames[0].shape[1:3]
         grid_hw = self.vision.grid(H, W)
         P = tokens[0].shape[1]
-        group_times = [_group_times(ts, self.vision.temporal) for ts in sampled.times]
         if budget is None:
             step = self.vision.temporal
             spg = [float(ts[step] - ts[0]) if len(ts) > step else 1.0 for ts in sampled.times]
             prompt = self.prompt(
-                question,
-                sampled.events,
-                tokens,
-                grid_hw,
-                seconds_per_group=spg,
+                question, sampled.events, tokens, grid_hw, seconds_per_group=spg,
                 reasoning=reasoning,
-            )
+            )  # fmt: skip
             timings["compression_s"] = 0.0
             groups = [[(e, g)] for e, tok in enumerate(tokens) for g in range(tok.shape[0])]
             budget_tokens = sum(int(tok.shape[0]) for tok in tokens) * P
@@ -284,29 +305,65 @@ class Answerer:
             prompt = self.prompt(question, sampled.events, out.tokens, grid_hw, reasoning=reasoning)
             groups = out.groups
             budget_tokens = budget * P
+        group_times = [_group_times(ts, self.vision.temporal) for ts in sampled.times]
+        return Prepared(
+            prompt, prompt.visual_tokens, budget_tokens, groups, sampled.events, group_times,
+            sampled.missing, timings, int(P), (int(H), int(W)), t0,
+        )  # fmt: skip
+
+    def generate(self, prepared: Prepared, *, temperature: float = 0.0) -> Answer:
+        """Generate the answer to a prepared prompt (the agent's answer node).
+
+        Raises:
+            ModelError: the model failed or the vLLM server is unreachable.
+        """
         gen = self.backend.generate(
-            prompt, max_new_tokens=s.vlm_max_new_tokens, temperature=temperature
+            prepared.prompt,
+            max_new_tokens=self.settings.vlm_max_new_tokens,
+            temperature=temperature,
         )
+        timings = dict(prepared.timings)
         if gen.prefill_s is not None:
             timings["prefill_s"] = gen.prefill_s
         timings["generation_s"] = gen.seconds
-        timings["total_s"] = time.perf_counter() - t0
+        timings["total_s"] = time.perf_counter() - prepared.started
         match = _ANSWER_TAG.search(gen.text)
         return Answer(
             text=(match.group(1) if match else gen.text).strip(),
-            visual_tokens=prompt.visual_tokens,
-            budget_tokens=budget_tokens,
-            groups=groups,
-            events=sampled.events,
-            group_times=group_times,
+            visual_tokens=prepared.visual_tokens,
+            budget_tokens=prepared.budget_tokens,
+            groups=prepared.groups,
+            events=prepared.events,
+            group_times=prepared.group_times,
             raw=gen.text,
-            missing=sampled.missing,
+            missing=prepared.missing,
             timings=timings,
             prompt_tokens=gen.prompt_tokens,
             completion_tokens=gen.completion_tokens,
-            tokens_per_group=P,
-            frame_size=(int(H), int(W)),
+            tokens_per_group=prepared.tokens_per_group,
+            frame_size=prepared.frame_size,
         )
+
+    def answer(
+        self,
+        question: str,
+        hits: Sequence[Any],
+        *,
+        budget: int | None = 1,
+        reasoning: bool = False,
+        temperature: float = 0.0,
+    ) -> Answer:
+        """Answer ``question`` from ``hits`` (search hits, or anything with ``id, video, camera,
+        start_s, end_s``) with at most ``budget`` frame groups of visual tokens:
+        :meth:`prepare` then :meth:`generate`.
+
+        Raises:
+            ValueError: ``hits`` is empty or ``budget < 1``.
+            MediaError: none of the events' files can be read.
+            ModelError: the model failed or the vLLM server is unreachable.
+        """
+        prepared = self.prepare(question, hits, budget=budget, reasoning=reasoning)
+        return self.generate(prepared, temperature=temperature)
 
 
 def load_backend(settings: Settings) -> tuple[VLMBackend, VisionTower]:

@@ -142,8 +142,13 @@ def build_messages(
             "The picture below summarises these video segments from a camera archive, in time "
             "order" + (f" ({groups} views stacked top to bottom)" if groups > 1 else "") + ":\n"
         )
-    else:
+    elif kinds:
         intro = "The videos below are these segments from a camera archive, in time order:\n"
+    else:  # their files could not be read: what the catalog knows is all there is
+        intro = (
+            "The footage of these segments from a camera archive could not be read; only their "
+            "files and times are known:\n"
+        )
     listing = describe_events(events) + "\n"
     content: list[dict[str, Any]] = [{"type": "text", "text": intro + listing}]
     content += [{"type": kind} for kind in kinds]
