@@ -49,12 +49,14 @@ def _archive():
     try:
         return Archive(Settings())
     except ValidationError as e:
-        first = e.errors()[0]
-        loc = (
-            "MARC_" + "_".join(str(p).upper() for p in first["loc"]) if first["loc"] else "settings"
-        )
-        msg = first["msg"].removeprefix("Value error, ")
-        raise MarcError(f"invalid setting {loc}: {msg}") from e
+        raise MarcError(_setting_error(e)) from e
+
+
+def _setting_error(e: ValidationError) -> str:
+    first = e.errors()[0]
+    loc = "MARC_" + "_".join(str(p).upper() for p in first["loc"]) if first["loc"] else "settings"
+    msg = first["msg"].removeprefix("Value error, ")
+    return f"invalid setting {loc}: {msg}"
 
 
 def _fail(e: BaseException, code: int = 1) -> typer.Exit:
@@ -335,6 +337,168 @@ class _ReindexProgress(_IngestProgress):
             self.task = self.bar.add_task("reindex", total=info["total"], detail="")
         else:
             super().__call__("file" if kind == "video" else kind, **info)
+
+
+# ------------------------------------------------------------------------ the agent
+def _conversation():
+    from marc.agent.conversation import Conversation
+    from marc.memory.settings import Settings
+
+    try:
+        return Conversation(Settings())
+    except ValidationError as e:
+        raise MarcError(_setting_error(e)) from e
+
+
+def _print_answer(result, evidence_files=None) -> None:
+    out.print(result.answer or "(empty answer)", highlight=False, soft_wrap=True)
+    if result.evidence:
+        table = Table("#", "file", "camera", "seconds", "start_at", "score")
+        for i, c in enumerate(result.evidence, 1):
+            name = Path(c["video"]).name + (" [red](missing)[/]" if c.get("missing") else "")
+            start_at = c.get("start_at", "")[:19]
+            table.add_row(
+                str(i), name, c["camera"], f"{c['start_s']:.1f}-{c['end_s']:.1f}", start_at,
+                f"{c['score']:.3f}",
+            )  # fmt: skip
+        out.print(table)
+    out.print(
+        f"[dim]thread {result.thread} · {result.visual_tokens} visual tokens "
+        f"(budget {result.budget_tokens})[/]",
+        highlight=False,
+    )
+    if evidence_files is not None and evidence_files.sheet is not None:
+        out.print(f"[dim]evidence in {evidence_files.dir}[/]", highlight=False)
+
+
+def _ask(conv, question, thread, k, camera, since, until, evidence):
+    """One question; returns (result, evidence files or None); raises typer.Exit on errors."""
+    try:
+        result = conv.ask(question, thread=thread, k=k, camera=camera, since=since, until=until)
+    except ValueError as e:
+        raise _fail(e, code=2) from e
+    except MarcError as e:
+        raise _fail(e) from e
+    files = None
+    if evidence is not None and result.evidence:
+        from types import SimpleNamespace
+
+        from marc.agent.evidence import export_evidence
+
+        files = export_evidence([SimpleNamespace(**c) for c in result.evidence], evidence)
+    return result, files
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question, in words.")],
+    thread: Annotated[
+        str | None, typer.Option(help="Continue this conversation thread (default: a new one).")
+    ] = None,
+    k: Annotated[int, typer.Option("--k", "-k", min=1, help="Events to retrieve.")] = 3,
+    camera: Annotated[str | None, typer.Option(help="Only this camera.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only events ending after this ISO time or date (UTC).")
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(help="Only events starting before this ISO time, or through this date."),
+    ] = None,
+    evidence: Annotated[
+        Path | None,
+        typer.Option(help="Write a contact sheet and one clip per cited event into this folder."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ask the archive a question; the answer cites the events it comes from."""
+    with _conversation() as conv:
+        result, files = _ask(conv, question, thread, k, camera, since, until, evidence)
+    if as_json:
+        data = result.to_json()
+        if files is not None:
+            data["evidence_files"] = files.to_json()
+        _print_json(data)
+    else:
+        _print_answer(result, files)
+
+
+@app.command()
+def chat(
+    thread: Annotated[
+        str | None, typer.Option(help="Continue this conversation thread (default: a new one).")
+    ] = None,
+) -> None:
+    """Talk to the archive in the terminal (empty line, `exit` or Ctrl-D to leave)."""
+    from rich.prompt import Prompt
+
+    with _conversation() as conv:
+        if thread:
+            for m in conv.history(thread):
+                who = "you" if m["role"] == "user" else "marc"
+                out.print(f"[bold]{who}>[/] {m['content']}", highlight=False, soft_wrap=True)
+        while True:
+            try:
+                question = Prompt.ask("[bold]you[/]", console=out, default="", show_default=False)
+            except (EOFError, KeyboardInterrupt):
+                break
+            if question.strip() in ("", "exit", "quit"):
+                break
+            try:
+                result, _ = _ask(conv, question, thread, 3, None, None, None, None)
+            except typer.Exit as e:
+                if e.exit_code == 2:  # a bad question: say so, keep chatting
+                    continue
+                raise
+            thread = result.thread
+            _print_answer(result)
+    if thread:
+        err.print(f"thread {thread}", highlight=False)
+
+
+thread_app = typer.Typer(help="Read conversation threads.", no_args_is_help=True)
+app.add_typer(thread_app, name="thread")
+
+
+@thread_app.command("show")
+def thread_show(
+    thread_id: Annotated[str, typer.Argument(metavar="ID", help="The thread.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Print a thread's messages."""
+    try:
+        with _conversation() as conv:
+            messages = conv.history(thread_id)
+    except MarcError as e:
+        raise _fail(e) from e
+    if not messages:
+        raise _fail(ValueError(f"{thread_id}: no such thread"))
+    if as_json:
+        _print_json({"thread": thread_id, "messages": messages})
+        return
+    for m in messages:
+        who = "you" if m["role"] == "user" else "marc"
+        out.print(f"[bold]{who}>[/] {m['content']}", highlight=False, soft_wrap=True)
+        for c in m.get("evidence", []):
+            out.print(
+                f"   [dim]{Path(c['video']).name} {c['start_s']:.1f}-{c['end_s']:.1f} s[/]",
+                highlight=False,
+            )
+
+
+@thread_app.command("list")
+def thread_list(as_json: JsonOpt = False) -> None:
+    """List the conversation threads, most recent first."""
+    try:
+        with _conversation() as conv:
+            threads = conv.threads()
+    except MarcError as e:
+        raise _fail(e) from e
+    rows = [{"thread": t, "updated_at": ts.isoformat() if ts else None} for t, ts in threads]
+    if as_json:
+        _print_json(rows)
+        return
+    for r in rows:
+        out.print(f"{r['thread']}  {r['updated_at'] or ''}", highlight=False)
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:

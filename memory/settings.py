@@ -135,6 +135,20 @@ class Settings(BaseSettings):
         0.5, gt=0, le=1, description="Stage 1: each event is reduced to ceil(ratio * groups)."
     )
 
+    # The agent (marc.agent): conversation threads and when to say "nothing found".
+    threads_url: str = Field(
+        "",
+        description="Where conversation threads are kept: `postgresql://...` or "
+        "`sqlite:///path`; empty = the catalog's PostgreSQL database if MARC_DATABASE_URL is one, "
+        "else `MARC_HOME/threads.db`.",
+    )
+    min_score: float | None = Field(
+        None,
+        description="Retrieved events scoring below this (cosine) are not used; when none is "
+        "left the agent says nothing relevant is stored. Unset = keep the top k whatever their "
+        "score.",
+    )
+
     @field_validator("home", mode="after")
     @classmethod
     def _expand_home(cls, v: Path) -> Path:

@@ -1,0 +1,158 @@
+"""Conversations with the archive: ask in a thread, read a thread back, list threads.
+
+The public API behind ``marc ask``, ``marc chat`` and ``marc thread``::
+
+    with Conversation(Settings()) as conv:
+        r = conv.ask("when did the white van leave?")            # a new thread
+        r2 = conv.ask("where did it go after that?", thread=r.thread)
+        conv.history(r.thread)   # [{"role": "user", "content": ...}, {"role": "assistant", ...}]
+
+Threads persist in the checkpointer of :mod:`marc.agent.threads`, so a thread started in one
+process continues in another.
+"""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from langchain_core.messages import AIMessage, HumanMessage
+
+from marc.agent.graph import Resources, build_graph
+from marc.agent.threads import list_threads, open_checkpointer
+from marc.memory.settings import Settings
+
+__all__ = ["AskResult", "Conversation"]
+
+#: The evidence fields of ``marc ask --json`` (the contract), in order.
+EVIDENCE_KEYS = ("id", "video", "camera", "start_s", "end_s", "score")
+
+
+@dataclass
+class AskResult:
+    """One answered question: the ``marc ask --json`` object."""
+
+    answer: str
+    thread: str
+    evidence: list[dict[str, Any]]
+    visual_tokens: int
+    budget_tokens: int
+    query: str = ""
+    filters: dict[str, Any] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        evidence = []
+        for c in self.evidence:
+            item = {k: c[k] for k in EVIDENCE_KEYS}
+            item.update({k: c[k] for k in ("start_at", "end_at", "missing") if c.get(k)})
+            evidence.append(item)
+        return {
+            "answer": self.answer,
+            "thread": self.thread,
+            "evidence": evidence,
+            "visual_tokens": self.visual_tokens,
+            "budget_tokens": self.budget_tokens,
+            "query": self.query,
+            "filters": self.filters,
+            "missing": self.missing,
+            "timings": self.timings,
+        }
+
+
+class Conversation:
+    """Asks questions in persistent threads. Opens the thread store and models on first use."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self._stack = ExitStack()
+        self._graph = None
+        self._resources = Resources(self.settings)
+
+    def __enter__(self) -> Conversation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._resources.close()
+        self._stack.close()
+
+    @property
+    def graph(self):
+        if self._graph is None:
+            checkpointer = self._stack.enter_context(open_checkpointer(self.settings))
+            self._graph = build_graph(self.settings, checkpointer, resources=self._resources)
+        return self._graph
+
+    def ask(
+        self,
+        question: str,
+        *,
+        thread: str | None = None,
+        k: int = 3,
+        camera: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> AskResult:
+        """Answer ``question`` in ``thread`` (a new one when ``None``).
+
+        ``since``/``until`` are ISO 8601 times or dates (checked here, so a bad one fails before
+        anything runs).
+
+        Raises:
+            ValueError: an empty question or a bad time.
+            MarcError: the store, the models or the vLLM server failed (one line).
+        """
+        from marc.memory.timeline import parse_time
+
+        if not question.strip():
+            raise ValueError("the question is empty")
+        for t in (since, until):
+            if t:
+                parse_time(t)
+        thread = thread or uuid.uuid4().hex
+        state = self.graph.invoke(
+            {
+                "messages": [HumanMessage(question)],
+                "k": k,
+                "camera": camera,
+                "since": since,
+                "until": until,
+            },
+            {"configurable": {"thread_id": thread}},
+        )
+        return AskResult(
+            answer=state["answer"],
+            thread=thread,
+            evidence=list(state.get("evidence", [])),
+            visual_tokens=state.get("visual_tokens", 0),
+            budget_tokens=state.get("budget_tokens", 0),
+            query=state.get("query", question),
+            filters=state.get("filters", {}),
+            missing=list(state.get("missing", [])),
+            timings=dict(state.get("timings", {})),
+        )
+
+    def history(self, thread: str) -> list[dict[str, Any]]:
+        """The thread's messages as ``{"role": "user"|"assistant", "content": str}`` (assistant
+        messages also carry their ``evidence``); empty for an unknown thread."""
+        snapshot = self.graph.get_state({"configurable": {"thread_id": thread}})
+        out = []
+        for m in snapshot.values.get("messages", []):
+            if isinstance(m, HumanMessage):
+                out.append({"role": "user", "content": m.content})
+            elif isinstance(m, AIMessage):
+                evidence = m.additional_kwargs.get("evidence", [])
+                out.append({"role": "assistant", "content": m.content, "evidence": evidence})
+        return out
+
+    def threads(self) -> list[tuple[str, datetime | None]]:
+        """Every thread id with the time of its last step, most recent first."""
+        self.graph  # noqa: B018 - opens the checkpointer
+        return list_threads(self._graph.checkpointer)

@@ -1,0 +1,111 @@
+"""Persistent conversation threads: LangGraph's own checkpointers, SQLite or PostgreSQL.
+
+``MARC_THREADS_URL`` picks the store: empty = the catalog's PostgreSQL database when
+``MARC_DATABASE_URL`` is one, else a SQLite file ``MARC_HOME/threads.db``; or an explicit
+``postgresql://...`` / ``sqlite:///path`` URL. A thread is a LangGraph ``thread_id``; every turn is
+checkpointed after each node, so an interrupted answer leaves the thread at its last complete step
+and the next question continues from there (the checkpointers' guarantees).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+from marc.memory.errors import ConfigError, StoreError, one_line
+from marc.memory.settings import Settings
+
+__all__ = ["list_threads", "open_checkpointer", "threads_url"]
+
+# "MARC": one PostgreSQL advisory lock around the checkpointer's migrations
+_SETUP_LOCK = 0x4D415243
+
+
+def threads_url(settings: Settings) -> str:
+    """Where threads are kept, as a URL (``sqlite:///...`` or ``postgresql://...``)."""
+    url = settings.threads_url.strip()
+    if not url:
+        db = settings.database_url
+        if db.startswith(("postgresql", "postgres")):
+            url = db
+        else:
+            return f"sqlite:///{settings.home / 'threads.db'}"
+    for prefix in ("postgresql+psycopg://", "postgresql+psycopg2://", "postgres://"):
+        if url.startswith(prefix):
+            url = "postgresql://" + url[len(prefix) :]
+    if not url.startswith(("postgresql://", "sqlite:///")):
+        raise ConfigError(
+            f"MARC_THREADS_URL={url}: use postgresql://user@host/db or sqlite:///path/threads.db"
+        )
+    return url
+
+
+@contextmanager
+def open_checkpointer(settings: Settings) -> Iterator:
+    """A ready (set-up) LangGraph checkpointer for ``settings``' thread store.
+
+    Raises:
+        StoreError: the database cannot be opened or reached (one line, naming it).
+    """
+    url = threads_url(settings)
+    if url.startswith("sqlite:///"):
+        from langgraph.checkpoint.sqlite import SqliteSaver
+
+        path = Path(url.removeprefix("sqlite:///"))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # several processes (concurrent asks on different threads) share the file
+            conn = sqlite3.connect(path, check_same_thread=False, timeout=60)
+            conn.execute("PRAGMA journal_mode=WAL")
+        except (OSError, sqlite3.Error) as e:
+            raise StoreError(f"{path}: cannot open the thread store ({one_line(e)})") from e
+        try:
+            saver = SqliteSaver(conn)
+            saver.setup()
+            yield saver
+        finally:
+            conn.close()
+        return
+    import psycopg
+    from langgraph.checkpoint.postgres import PostgresSaver
+
+    try:
+        cm = PostgresSaver.from_conn_string(url)
+        saver = cm.__enter__()
+    except psycopg.Error as e:
+        raise StoreError(f"{_safe(url)}: cannot reach the thread store ({one_line(e)})") from e
+    try:
+        # two first-time processes must not run the migrations at once
+        saver.conn.execute("SELECT pg_advisory_lock(%s)", (_SETUP_LOCK,))
+        try:
+            saver.setup()
+        finally:
+            saver.conn.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK,))
+        yield saver
+    finally:
+        cm.__exit__(None, None, None)
+
+
+def list_threads(checkpointer) -> list[tuple[str, datetime | None]]:
+    """``(thread_id, time of its last checkpoint)`` of every thread, most recent first."""
+    last: dict[str, datetime | None] = {}
+    for item in checkpointer.list(None):
+        thread = item.config["configurable"]["thread_id"]
+        ts = item.checkpoint.get("ts")
+        when = datetime.fromisoformat(ts) if ts else None
+        if thread not in last or (when and (last[thread] is None or when > last[thread])):
+            last[thread] = when
+    return sorted(last.items(), key=lambda kv: kv[1] or datetime.min, reverse=True)
+
+
+def _safe(url: str) -> str:
+    """``url`` without its password."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not parseable: say nothing of it
+        return "the thread store"

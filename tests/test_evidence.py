@@ -1,0 +1,152 @@
+"""Evidence export (``marc ask --evidence DIR``) on real footage: contact sheet, clips, names."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from marc.agent.evidence import SHEET_NAME, export_evidence
+from marc.memory.probe import probe
+from marc.memory.retrieval import Hit
+
+T0 = datetime(2024, 1, 31, 18, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def lobby_mp4(tmp_path_factory, run_ffmpeg, vtest_avi: Path) -> Path:
+    """10 s of the surveillance clip as H.264 MP4, a keyframe every second (10 fps, -g 10)."""
+    out = tmp_path_factory.mktemp("evidence") / "lobby.mp4"
+    run_ffmpeg("-t", "10", "-i", vtest_avi, "-an", "-c:v", "libx264", "-preset", "veryfast",
+               "-g", "10", out)  # fmt: skip
+    return out
+
+
+def hit(video: Path | str, start_s: float, end_s: float, n: int = 0, **kw) -> Hit:
+    at = T0 + timedelta(seconds=start_s)
+    fields = dict(id=f"{n:08x}-feed-beef", video=str(video), camera="lobby", start_s=start_s,
+                  end_s=end_s, start_at=at, end_at=at + timedelta(seconds=end_s - start_s),
+                  score=0.5, video_id="v")  # fmt: skip
+    return Hit(**{**fields, **kw})
+
+
+def written(out: Path) -> list[Path]:
+    return sorted(p for p in out.rglob("*"))
+
+
+def test_sheet_and_clips_stream_copy_or_reencode(tmp_path: Path, lobby_mp4: Path, vtest_avi):
+    out = tmp_path / "ev" / "nested"
+    hits = [hit(lobby_mp4, 2.3, 5.3, 1), hit(vtest_avi, 20.0, 23.0, 2)]
+    ev = export_evidence(hits, out)
+
+    assert ev.dir == out.resolve() and ev.sheet == out.resolve() / SHEET_NAME
+    copy, encoded = ev.items
+    assert copy.clip.name == "01-lobby-00000001.mp4" and copy.stream_copy
+    assert encoded.clip.name == "02-vtest-00000002.mp4" and not encoded.stream_copy  # msmpeg4
+    for item in ev.items:
+        info = probe(item.clip)
+        assert (info.codec, info.width, info.height) == ("h264", 768, 576)
+        assert item.problem is None and item.frames == 4
+    # a stream copy starts at the keyframe before the event (here <= 1 s early); re-encodes on time
+    assert 3.0 - 0.2 <= probe(copy.clip).duration_s <= 3.0 + 1.5
+    assert probe(encoded.clip).duration_s == pytest.approx(3.0, abs=0.3)
+
+    with Image.open(ev.sheet) as im:
+        im.verify()
+    with Image.open(ev.sheet) as im:
+        sheet = np.asarray(im.convert("RGB"))
+    # label strip of the first row: dark text pixels on the light strip
+    assert (sheet[6:30, :400].max(axis=2) < 80).sum() > 50
+    assert sheet.shape[1] >= 4 * 240  # four 240x180 frames side by side
+    assert [p.name for p in written(out)] == sorted(
+        ["01-lobby-00000001.mp4", "02-vtest-00000002.mp4", SHEET_NAME]
+    )  # no temporary files left
+    js = ev.to_json()
+    assert js["sheet"] == str(ev.sheet) and js["items"][0]["clip"] == str(copy.clip)
+    assert set(js["items"][0]) == {"id", "video", "clip", "problem", "stream_copy"}
+
+    # again into the same folder: files are replaced, nothing else appears
+    again = export_evidence(hits[:1], out, frames_per_event=2)
+    assert again.items[0].clip == copy.clip and again.items[0].frames == 2
+    assert len(written(out)) == 3
+
+
+def test_sheet_grows_with_events_and_optional_fields(tmp_path: Path, lobby_mp4: Path):
+    plain = SimpleNamespace(id="x", video=str(lobby_mp4), camera="", start_s=1.0, end_s=2.0)
+    one = export_evidence([plain], tmp_path / "one", frames_per_event=2, thumb_height=90)
+    three = export_evidence(
+        [plain, hit(lobby_mp4, 4, 6, 2), hit(lobby_mp4, 7, 9.5, 3)],
+        tmp_path / "three",
+        frames_per_event=2,
+        thumb_height=90,
+    )
+    with Image.open(one.sheet) as a, Image.open(three.sheet) as b:
+        assert b.height > 2 * a.height and b.width == a.width
+    assert one.items[0].clip.name == "01-lobby-x.mp4" and one.items[0].stream_copy
+
+
+def test_missing_file_is_reported_and_the_rest_exported(tmp_path: Path, lobby_mp4: Path):
+    gone = tmp_path / "moved" / "cam 3.mp4"
+    hits = [hit(gone, 0, 3, 1), hit(lobby_mp4, 1, 3, 2), hit(lobby_mp4, 20, 22, 3)]
+    ev = export_evidence(hits, tmp_path / "out")
+
+    missing, fine, past_end = ev.items
+    # a file replaced by a shorter one: no clip of its last seconds under the event's name
+    assert past_end.clip is None and "after the end of the file" in past_end.problem
+    assert missing.clip is None and missing.frames == 0 and not missing.stream_copy
+    assert str(gone) in missing.problem and "no such file" in missing.problem
+    assert "\n" not in missing.problem
+    assert fine.problem is None and fine.clip.is_file()
+    assert ev.to_json()["items"][0]["problem"] == missing.problem
+    with Image.open(ev.sheet) as im:
+        rgb = np.asarray(im.convert("RGB")).astype(int)
+    red = (rgb[..., 0] > 150) & (rgb[..., 1] < 80) & (rgb[..., 2] < 80)
+    assert red[:80].sum() > 50  # the "missing: ..." text of the first row
+
+
+def test_no_readable_event_still_writes_the_sheet(tmp_path: Path):
+    ev = export_evidence([hit(tmp_path / "a.mp4", 0, 1), hit("..", 0, 1)], tmp_path / "out")
+    assert [i.clip for i in ev.items] == [None, None]
+    assert all(i.problem for i in ev.items)
+    with Image.open(ev.sheet) as im:
+        im.verify()
+
+
+def test_hostile_video_names_stay_inside(tmp_path: Path, lobby_mp4: Path):
+    weird_dir = tmp_path / "src" / "a b"
+    (weird_dir / "c").mkdir(parents=True)
+    weird = weird_dir / "..weird\nname ünï.mp4"
+    shutil.copy(lobby_mp4, weird)
+    dotted = f"{weird_dir}/c/../../a b/c/../{weird.name}"  # ../ segments, same real file
+    hits = [
+        hit(weird, 1, 2, 1),
+        hit(dotted, 2, 3, 2),
+        hit("../../etc/passwd.mp4", 0, 1, 3),
+        hit("..", 0, 1, 4),
+        hit("/", 0, 1, 5, id="../../x"),
+    ]
+    before = written(tmp_path)
+    out = tmp_path / "out"
+    ev = export_evidence(hits, out, frames_per_event=1, thumb_height=60)
+
+    root = out.resolve()
+    new = [p for p in written(tmp_path) if p not in before]
+    assert new and all(p == out or p.resolve().parent == root for p in new)
+    names = [p.name for p in written(out)]
+    assert all(n.isascii() and not n.startswith(".") and "\n" not in n for n in names)
+    assert ev.items[0].clip.name == "01-weird_name_uni-00000001.mp4"
+    assert ev.items[1].clip.is_file() and ev.items[1].problem is None
+    assert [i.clip for i in ev.items[2:]] == [None, None, None]
+    assert "passwd" in ev.items[2].problem
+
+
+def test_empty_hits_raise(tmp_path: Path):
+    with pytest.raises(ValueError, match="no evidence"):
+        export_evidence([], tmp_path)
+    with pytest.raises(ValueError, match="frames_per_event"):
+        export_evidence([hit("a.mp4", 0, 1)], tmp_path, frames_per_event=0)
