@@ -33,6 +33,16 @@ out = Console()
 _state = {"debug": False}
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print only JSON to stdout.")]
+SinceOpt = Annotated[
+    str | None, typer.Option(help="Only events ending after this ISO time or date (UTC).")
+]
+UntilOpt = Annotated[
+    str | None,
+    typer.Option(help="Only events starting before this ISO time, or through this date."),
+]
+ThreadOpt = Annotated[
+    str | None, typer.Option(help="Continue this conversation thread (default: a new one).")
+]
 
 
 @app.callback()
@@ -181,13 +191,8 @@ def search(
     camera: Annotated[
         list[str] | None, typer.Option("--camera", help="Only this camera (repeatable).")
     ] = None,
-    since: Annotated[
-        str | None, typer.Option(help="Only events ending after this ISO time or date (UTC).")
-    ] = None,
-    until: Annotated[
-        str | None,
-        typer.Option(help="Only events starting before this ISO time, or through this date."),
-    ] = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
     video: Annotated[
         list[Path] | None, typer.Option("--video", help="Only this video file (repeatable).")
     ] = None,
@@ -392,18 +397,11 @@ def _ask(conv, question, thread, k, camera, since, until, evidence):
 @app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="The question, in words.")],
-    thread: Annotated[
-        str | None, typer.Option(help="Continue this conversation thread (default: a new one).")
-    ] = None,
+    thread: ThreadOpt = None,
     k: Annotated[int, typer.Option("--k", "-k", min=1, help="Events to retrieve.")] = 3,
     camera: Annotated[str | None, typer.Option(help="Only this camera.")] = None,
-    since: Annotated[
-        str | None, typer.Option(help="Only events ending after this ISO time or date (UTC).")
-    ] = None,
-    until: Annotated[
-        str | None,
-        typer.Option(help="Only events starting before this ISO time, or through this date."),
-    ] = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
     evidence: Annotated[
         Path | None,
         typer.Option(help="Write a contact sheet and one clip per cited event into this folder."),
@@ -424,9 +422,7 @@ def ask(
 
 @app.command()
 def chat(
-    thread: Annotated[
-        str | None, typer.Option(help="Continue this conversation thread (default: a new one).")
-    ] = None,
+    thread: ThreadOpt = None,
 ) -> None:
     """Talk to the archive in the terminal (empty line, `exit` or Ctrl-D to leave)."""
     from rich.prompt import Prompt
