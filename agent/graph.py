@@ -112,10 +112,12 @@ def rewrite(state: MarcState) -> dict[str, Any]:
         "until": state.get("until"),
     }
     if prev_evidence:
-        if filters["since"] is None and _AFTER.search(question):
-            filters["since"] = max(c["end_at"] for c in prev_evidence if c.get("end_at"))
-        if filters["until"] is None and _BEFORE.search(question):
-            filters["until"] = min(c["start_at"] for c in prev_evidence if c.get("start_at"))
+        ends = [c["end_at"] for c in prev_evidence if c.get("end_at")]
+        starts = [c["start_at"] for c in prev_evidence if c.get("start_at")]
+        if filters["since"] is None and ends and _AFTER.search(question):
+            filters["since"] = max(ends, key=datetime.fromisoformat)  # by time, not by text
+        if filters["until"] is None and starts and _BEFORE.search(question):
+            filters["until"] = min(starts, key=datetime.fromisoformat)
         if filters["camera"] is None and _SAME_CAMERA.search(question):
             filters["camera"] = prev_evidence[0]["camera"]
     if prev_query and (_LEANS_ON_PREVIOUS.search(question) or _AFTER.search(question)):
@@ -192,15 +194,16 @@ def answer(state: MarcState, *, res: Resources) -> dict[str, Any]:
 
 
 def cite(state: MarcState) -> dict[str, Any]:
-    missing = {m.split(": ", 1)[0]: m for m in state.get("missing", [])}
+    problems = state.get("missing", [])  # one line each, starting with the file's path
     evidence: list[Citation] = []
     for h in state["hits"]:
         c = Citation(
             id=h["id"], video=h["video"], camera=h["camera"], start_s=h["start_s"],
             end_s=h["end_s"], score=h["score"], start_at=h["start_at"], end_at=h["end_at"],
         )  # fmt: skip
-        if h["video"] in missing:
-            c["missing"] = missing[h["video"]]
+        problem = next((m for m in problems if m.startswith(h["video"] + ": ")), None)
+        if problem is not None:
+            c["missing"] = problem
         evidence.append(c)
     meta = _meta(state, evidence, state["visual_tokens"], state["budget_tokens"])
     return {"evidence": evidence, "messages": [AIMessage(state["answer"], additional_kwargs=meta)]}
