@@ -140,6 +140,13 @@ def retrieve(state: MarcState, *, res: Resources) -> dict[str, Any]:
     return {"hits": [h.to_json() for h in hits]}
 
 
+#: A turn's own inputs are cleared when it ends, so a later turn that gives no filter does not
+#: inherit this one's from the thread (derived filters come from the evidence, see rewrite).
+_TURN_INPUTS_DONE: dict[str, Any] = {"camera": None, "since": None, "until": None}
+#: Compressed prompts kept for answer nodes; more than this many means some answer never ran.
+_MAX_PREPARED = 8
+
+
 def route(state: MarcState) -> str:
     return "compress" if state["hits"] else "nothing"
 
@@ -155,7 +162,9 @@ def nothing(state: MarcState) -> dict[str, Any]:
         "budget_tokens": 0,
         "groups": [],
         "missing": [],
+        "timings": {},
         "messages": [AIMessage(text, additional_kwargs=_meta(state, [], 0, 0))],
+        **_TURN_INPUTS_DONE,
     }
 
 
@@ -173,6 +182,8 @@ def compress(state: MarcState, *, res: Resources) -> dict[str, Any]:
     prepared = res.answerer.prepare(
         state["query"], _hits(state), budget=res.settings.compression_budget, text_only=True
     )
+    while len(res.prepared) >= _MAX_PREPARED:  # drop those whose answer node failed
+        res.prepared.pop(next(iter(res.prepared)))
     res.prepared[state["turn"]] = prepared
     return {
         "visual_tokens": prepared.visual_tokens,
@@ -206,7 +217,11 @@ def cite(state: MarcState) -> dict[str, Any]:
             c["missing"] = problem
         evidence.append(c)
     meta = _meta(state, evidence, state["visual_tokens"], state["budget_tokens"])
-    return {"evidence": evidence, "messages": [AIMessage(state["answer"], additional_kwargs=meta)]}
+    return {
+        "evidence": evidence,
+        "messages": [AIMessage(state["answer"], additional_kwargs=meta)],
+        **_TURN_INPUTS_DONE,
+    }
 
 
 def _meta(state: MarcState, evidence: list[Citation], visual: int, budget: int) -> dict[str, Any]:

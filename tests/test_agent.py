@@ -677,3 +677,21 @@ def test_langgraph_json_points_at_a_compiled_graph(tmp_path, monkeypatch):
     assert resources.settings.models == "tiny"
     assert "retriever" not in vars(resources) and "answerer" not in vars(resources)
     assert not (tmp_path / "home").exists()  # nothing opened at import
+
+
+@pytest.mark.slow
+def test_a_turns_filters_do_not_leak_into_the_next_turn(arch):
+    """Filters are per turn: a later turn that passes only messages gets none of them, and a
+    'nothing found' turn reports no timings of its own instead of the previous turn's."""
+    graph = build_graph(_settings(arch.home), InMemorySaver())
+    config = {"configurable": {"thread_id": uuid.uuid4().hex}}
+    try:
+        first = graph.invoke({"messages": [HumanMessage(HALL_Q)], "camera": "hall"}, config)
+        assert first["filters"]["camera"] == "hall" and first["timings"]
+        nothing = graph.invoke({"messages": [HumanMessage("q")], "camera": "no-such"}, config)
+        assert nothing["answer"].startswith("Nothing") and nothing["timings"] == {}
+        plain = graph.invoke({"messages": [HumanMessage("who is in the street?")]}, config)
+        assert plain["filters"] == {"camera": None, "since": None, "until": None}
+        assert plain["evidence"]
+    finally:
+        graph.marc_resources.close()
