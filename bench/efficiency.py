@@ -286,12 +286,12 @@ def run_compress(a: dict) -> list[dict]:
     return rows
 
 
-def child(payload: dict) -> dict:
-    """Run ``payload`` in a fresh interpreter, so that its peak memory is its own."""
-    out = WORK / "child.json"
+def child(payload: dict, *, script: str = __file__, work: Path = WORK) -> dict:
+    """Run ``payload`` with ``script --child`` in a fresh interpreter (its peak memory its own)."""
+    out = work / "child.json"
     out.unlink(missing_ok=True)
     payload = {**payload, "out": str(out)}
-    subprocess.run([sys.executable, __file__, "--child", json.dumps(payload)], check=True)
+    subprocess.run([sys.executable, script, "--child", json.dumps(payload)], check=True)
     return json.loads(out.read_text())
 
 
