@@ -35,8 +35,9 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFont
 
 from marc.memory.errors import MediaError, one_line
-from marc.memory.frames import event_frames, frame_times
-from marc.memory.probe import VideoInfo, ffmpeg_exe, ffmpeg_problem, ffmpeg_url, probe
+from marc.memory.frames import event_frames, frame_times, stored_file
+from marc.memory.probe import VideoInfo, ffmpeg_command, ffmpeg_problem, ffmpeg_url, probe
+from marc.memory.timeline import format_seconds
 
 __all__ = ["Evidence", "EvidenceItem", "export_evidence"]
 
@@ -198,9 +199,7 @@ def _atomic(final: Path) -> Iterator[Path]:
 
 # -------------------------------------------------------------------------------------- clips
 def _source(path: Path) -> VideoInfo:
-    if not path.is_file():
-        raise MediaError(path, "no such file (moved or deleted since it was ingested?)")
-    return probe(path)
+    return probe(stored_file(path))
 
 
 def _write_clip(source: Path, args: list[str], final: Path) -> None:
@@ -210,7 +209,7 @@ def _write_clip(source: Path, args: list[str], final: Path) -> None:
         MediaError: naming ``source``, when ffmpeg fails or writes no readable video (an empty
             range, a raw elementary stream that cannot be seeked).
     """
-    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *args]
+    cmd = ffmpeg_command("-y", *args)
     with _atomic(final) as tmp:
         proc = subprocess.run(
             [*cmd, "-f", "mp4", ffmpeg_url(tmp)], stdin=subprocess.DEVNULL, capture_output=True
@@ -260,18 +259,8 @@ def _cut(info: VideoInfo, start_s: float, end_s: float, final: Path) -> bool:
 
 
 # ------------------------------------------------------------------------------ contact sheet
-def _hms(seconds: float) -> str:
-    """``HH:MM:SS.s``.
-
-    >>> _hms(3725.06)
-    '01:02:05.1'
-    """
-    t = round(max(seconds, 0.0), 1)
-    return f"{int(t // 3600):02d}:{int(t % 3600 // 60):02d}:{t % 60:04.1f}"
-
-
 def _clock(at: datetime) -> str:
-    """Wall-clock ``HH:MM:SS.s``, rounded to 0.1 s like :func:`_hms`."""
+    """Wall-clock ``HH:MM:SS.s``, rounded to 0.1 s like :func:`format_seconds`."""
     at += timedelta(milliseconds=50)
     return f"{at:%H:%M:%S}.{at.microsecond // 100_000}"
 
@@ -283,7 +272,7 @@ def _printable(text: str) -> str:
 def _label(rank: int, hit: Any) -> str:
     parts = [f"#{rank}", PurePath(str(hit.video)).name, str(hit.camera or "")]
     # an ASCII dash: the default font has no en dash
-    parts.append(f"{_hms(float(hit.start_s))} - {_hms(float(hit.end_s))}")
+    parts.append(f"{format_seconds(float(hit.start_s))} - {format_seconds(float(hit.end_s))}")
     start_at = getattr(hit, "start_at", None)
     if isinstance(start_at, datetime):
         parts.append(f"{start_at:%Y-%m-%d} {_clock(start_at)} {start_at.tzname() or ''}".rstrip())
@@ -305,7 +294,7 @@ def _frames_strip(info: VideoInfo, hit: Any, n: int, height: int) -> Image.Image
     for i, (frame, t) in enumerate(zip(frames, frame_times(start, end, n), strict=True)):
         x = i * (width + _GAP)
         strip.paste(Image.fromarray(frame), (x, 0))
-        lines = [_hms(float(t))]
+        lines = [format_seconds(float(t))]
         if isinstance(start_at, datetime):
             lines.append(_clock(start_at + timedelta(seconds=float(t) - float(hit.start_s))))
         text = _fit(draw, "\n".join(lines), font, width)

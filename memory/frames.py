@@ -13,9 +13,17 @@ from pathlib import Path
 import numpy as np
 
 from marc.memory.errors import MediaError
-from marc.memory.probe import ffmpeg_exe, ffmpeg_problem, ffmpeg_url
+from marc.memory.probe import ffmpeg_command, ffmpeg_problem, ffmpeg_url
 
-__all__ = ["event_frames", "frame_times"]
+__all__ = ["event_frames", "frame_times", "stored_file"]
+
+
+def stored_file(path: Path | str) -> Path:
+    """``path`` of a stored event's video, or ``MediaError`` saying it is gone since ingest."""
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError(path, "no such file (moved or deleted since it was ingested?)")
+    return path
 
 
 def frame_times(start_s: float, end_s: float, n: int) -> np.ndarray:
@@ -42,9 +50,7 @@ def event_frames(
     Raises:
         MediaError: the file is missing or unreadable, or has no frame in the range.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise MediaError(path, "no such file (moved or deleted since it was ingested?)")
+    path = stored_file(path)
     times = frame_times(start_s, end_s, n)
     rate = n / (end_s - start_s)
     scale = (
@@ -53,12 +59,7 @@ def event_frames(
         f"scale={width}:{height}:force_original_aspect_ratio=decrease:flags=bicubic,"
         f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1"
     )
-    cmd = [
-        ffmpeg_exe(),
-        "-nostdin",
-        "-hide_banner",
-        "-loglevel",
-        "error",
+    cmd = ffmpeg_command(
         "-ss",
         f"{times[0]:.6f}",
         "-i",
@@ -74,7 +75,7 @@ def event_frames(
         "-pix_fmt",
         "rgb24",
         "pipe:1",
-    ]
+    )
     proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, check=False)
     size = height * width * 3
     got = len(proc.stdout) // size

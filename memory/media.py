@@ -35,6 +35,7 @@ from marc.memory.probe import (
     SNIFF_BYTES,
     VideoInfo,
     exact_rate,
+    ffmpeg_command,
     ffmpeg_exe,
     ffmpeg_problem,
     ffmpeg_source,
@@ -241,7 +242,7 @@ def _command(
     args = ffmpeg.merge_outputs(
         small.output("pipe:1", **raw), sample.output(f"pipe:{sample_fd}", **raw)
     ).get_args()
-    return [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", *args]
+    return ffmpeg_command(*args)
 
 
 def decode(

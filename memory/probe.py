@@ -56,6 +56,11 @@ def ffmpeg_exe() -> str:
     return _resolve(os.environ.get("MARC_FFMPEG") or None)[0]
 
 
+def ffmpeg_command(*args: str) -> list[str]:
+    """``ffmpeg`` argv for a batch run: no stdin, no banner, errors only, then ``args``."""
+    return [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", *args]
+
+
 def ffmpeg_source() -> str:
     """Where :func:`ffmpeg_exe` came from: ``system``, ``imageio-ffmpeg`` or ``MARC_FFMPEG``."""
     return _resolve(os.environ.get("MARC_FFMPEG") or None)[1]

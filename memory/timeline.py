@@ -11,6 +11,16 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 
+def format_seconds(seconds: float) -> str:
+    """Seconds into a video as ``HH:MM:SS.s`` (rounded to 0.1 s first, so 59.96 s is one minute).
+
+    >>> format_seconds(3725.06), format_seconds(59.96), format_seconds(-1)
+    ('01:02:05.1', '00:01:00.0', '00:00:00.0')
+    """
+    t = round(max(seconds, 0.0), 1)
+    return f"{int(t // 3600):02d}:{int(t % 3600 // 60):02d}:{t % 60:04.1f}"
+
+
 @dataclass(frozen=True, slots=True)
 class Span:
     """A half-open interval ``[start_s, end_s)`` of a video with frame rate ``fps``."""

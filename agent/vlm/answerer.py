@@ -31,7 +31,7 @@ from marc.agent.vlm.prompt import EventRef, Visual, VisualPrompt, build_messages
 from marc.agent.vlm.vision import VisionTower
 from marc.compression import compress
 from marc.memory.errors import MediaError, one_line
-from marc.memory.frames import event_frames, frame_times
+from marc.memory.frames import event_frames, frame_times, stored_file
 from marc.memory.probe import probe
 from marc.memory.settings import Settings
 
@@ -179,7 +179,8 @@ class Answerer:
         for hit in sorted(hits, key=_time_key):
             try:
                 if hit.video not in seen:
-                    seen[hit.video] = probe(hit.video)  # MediaError: missing or not a video
+                    # MediaError: gone since ingest, or no longer a video
+                    seen[hit.video] = probe(stored_file(hit.video))
             except MediaError as e:
                 out.missing.append(one_line(e))
                 continue

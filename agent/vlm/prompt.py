@@ -23,6 +23,8 @@ from typing import Any, Literal
 
 import torch
 
+from marc.memory.timeline import format_seconds
+
 __all__ = [
     "REASONING_SUFFIX",
     "EventRef",
@@ -95,13 +97,6 @@ class VisualPrompt:
         return sum(v.tokens for v in self.visuals)
 
 
-def _clock(s: float) -> str:
-    s = max(0.0, s)
-    h, rem = divmod(s, 3600)
-    m, sec = divmod(rem, 60)
-    return f"{int(h):02d}:{int(m):02d}:{sec:04.1f}"
-
-
 def describe_events(events: list[EventRef]) -> str:
     """One line per event: ``1. lobby.mp4 (camera lobby), 00:01:05.0-00:01:20.0 [wall clock]``.
 
@@ -112,7 +107,7 @@ def describe_events(events: list[EventRef]) -> str:
 
     lines = []
     for i, e in enumerate(events, 1):
-        span = f"{_clock(e.start_s)}-{_clock(e.end_s)}"
+        span = f"{format_seconds(e.start_s)}-{format_seconds(e.end_s)}"
         line = f"{i}. {PurePath(e.video).name} (camera {e.camera}), {span}"
         if e.start_at is not None and e.end_at is not None:
             line += f" [{e.start_at.isoformat()} to {e.end_at.isoformat()}]"
