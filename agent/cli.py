@@ -384,19 +384,7 @@ def _ask(conv, question, thread, k, camera, since, until, evidence):
         raise _fail(e, code=2) from e
     except MarcError as e:
         raise _fail(e) from e
-    files = None
-    if evidence is not None and result.evidence:
-        from datetime import datetime
-        from types import SimpleNamespace
-
-        from marc.agent.evidence import export_evidence
-
-        # the citations carry ISO strings; the contact sheet draws wall-clock times from datetimes
-        hits = []
-        for c in result.evidence:
-            times = {k: datetime.fromisoformat(c[k]) for k in ("start_at", "end_at") if c.get(k)}
-            hits.append(SimpleNamespace(**{**c, **times}))
-        files = export_evidence(hits, evidence)
+    files = result.export_evidence(evidence) if evidence is not None else None
     return result, files
 
 

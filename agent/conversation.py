@@ -17,11 +17,12 @@ import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from langchain_core.messages import AIMessage, HumanMessage
 
-from marc.agent.graph import Resources, build_graph
+from marc.agent.graph import Resources, as_hits, build_graph
 from marc.agent.threads import list_threads, open_checkpointer
 from marc.memory.settings import Settings
 
@@ -44,6 +45,15 @@ class AskResult:
     filters: dict[str, Any] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+
+    def export_evidence(self, out_dir: Path | str):
+        """Write the contact sheet and one clip per cited event into ``out_dir``
+        (:func:`marc.agent.evidence.export_evidence`); ``None`` when nothing is cited."""
+        if not self.evidence:
+            return None
+        from marc.agent.evidence import export_evidence
+
+        return export_evidence(as_hits(self.evidence), out_dir)
 
     def to_json(self) -> dict[str, Any]:
         evidence = []

@@ -39,7 +39,7 @@ from marc.agent.state import Citation, MarcInput, MarcState
 from marc.memory.settings import Settings
 from marc.memory.timeline import parse_time
 
-__all__ = ["NOTHING_FOUND", "Resources", "build_graph", "rewrite"]
+__all__ = ["NOTHING_FOUND", "Resources", "as_hits", "build_graph", "rewrite"]
 
 #: The answer when no stored event matches (the agent says so instead of guessing).
 NOTHING_FOUND = "Nothing in the archive matches this question{filters}, so I cannot answer it."
@@ -168,9 +168,11 @@ def nothing(state: MarcState) -> dict[str, Any]:
     }
 
 
-def _hits(state: MarcState) -> list[SimpleNamespace]:
+def as_hits(items: list[dict[str, Any]]) -> list[SimpleNamespace]:
+    """Hits or citations kept as JSON (ISO times) as objects with aware datetimes again, for the
+    answer path and the evidence export."""
     out = []
-    for h in state["hits"]:
+    for h in items:
         ns = SimpleNamespace(**h)
         ns.start_at = datetime.fromisoformat(h["start_at"]) if h.get("start_at") else None
         ns.end_at = datetime.fromisoformat(h["end_at"]) if h.get("end_at") else None
@@ -178,10 +180,15 @@ def _hits(state: MarcState) -> list[SimpleNamespace]:
     return out
 
 
+def _prepare(state: MarcState, res: Resources):
+    return res.answerer.prepare(
+        state["query"], as_hits(state["hits"]), budget=res.settings.compression_budget,
+        text_only=True,
+    )  # fmt: skip
+
+
 def compress(state: MarcState, *, res: Resources) -> dict[str, Any]:
-    prepared = res.answerer.prepare(
-        state["query"], _hits(state), budget=res.settings.compression_budget, text_only=True
-    )
+    prepared = _prepare(state, res)
     while len(res.prepared) >= _MAX_PREPARED:  # drop those whose answer node failed
         res.prepared.pop(next(iter(res.prepared)))
     res.prepared[state["turn"]] = prepared
@@ -197,9 +204,7 @@ def compress(state: MarcState, *, res: Resources) -> dict[str, Any]:
 def answer(state: MarcState, *, res: Resources) -> dict[str, Any]:
     prepared = res.prepared.pop(state["turn"], None)
     if prepared is None:  # resumed in another process: compress again (same input, same tokens)
-        prepared = res.answerer.prepare(
-            state["query"], _hits(state), budget=res.settings.compression_budget, text_only=True
-        )
+        prepared = _prepare(state, res)
     out = res.answerer.generate(prepared)
     return {"answer": out.text, "timings": {**state.get("timings", {}), **out.timings}}
 

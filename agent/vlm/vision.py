@@ -90,16 +90,16 @@ class VisionTower:
         step = self.chunk_groups * self.temporal
         # frames arrive at their final size; the per-frame cap (a resize option) does not apply
         extra = {"cap_pixels_per_frame": False} if self._has_cap else {}
+        param = next(self.visual.parameters())
         out = []
         for i in range(0, T, step):
             clip = frames[i : i + step]
             batch = self.video_processor(
                 videos=[clip], do_resize=False, do_sample_frames=False, return_tensors="pt", **extra
             )
-            device = next(self.visual.parameters()).device
-            dtype = next(self.visual.parameters()).dtype
-            pixels = batch["pixel_values_videos"].to(device, dtype)  # [t*h*w, C*2*14*14]
-            grid = batch["video_grid_thw"].to(device)  # [[t, h, w]]
+            # [t*h*w, C*2*14*14] patches, [[t, h, w]] grid
+            pixels = batch["pixel_values_videos"].to(param.device, param.dtype)
+            grid = batch["video_grid_thw"].to(param.device)
             rows = self.visual(pixels, grid_thw=grid).pooler_output  # [t * P, D]
             out.append(rows.view(-1, P, rows.shape[-1]))  # [t, P, D]
         tokens = torch.cat(out)
