@@ -412,6 +412,56 @@ def test_edge_upsert_survives_kill_9_and_locks_out_second_opener(tmp_path):
         assert sorted(h.id for h in hits) == sorted(ids)
 
 
+_BUSY_WRITER = """
+import sys
+from pathlib import Path
+import numpy as np
+from marc.memory.stores import EdgeStore
+sys.path.insert(0, sys.argv[3])
+root, name = Path(sys.argv[1]), sys.argv[2]
+from test_stores import DIM, make_points
+with EdgeStore(root, release_after_s=None) as store:
+    store.ensure_collection(name, DIM)
+    print("open", flush=True)
+    for i in range(150):  # every upsert flushes the payload index
+        store.upsert(name, make_points(n=10, seed=i))
+print("done", flush=True)
+"""
+
+
+def test_edge_refused_openers_do_not_corrupt_the_holder(tmp_path):
+    """Qdrant Edge's own failed ``load`` (WAL locked) damaged the holder's payload index, so
+    that the holder's next flush failed ("Tracker journal ... is shorter than expected"); two
+    ``marc ingest`` at once hit it. The store's own lock keeps refused openers away from Edge."""
+    script = tmp_path / "busy_writer.py"
+    script.write_text(_BUSY_WRITER)
+    root = tmp_path / "vectors"
+    here = str(Path(__file__).parent)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(root), NAME, here],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout.readline().strip() == "open"
+        refused = 0
+        while proc.poll() is None:
+            with EdgeStore(root, wait_s=0) as other:
+                try:
+                    other.count(NAME)
+                except StoreError:
+                    refused += 1
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        assert out.strip() == "done" and refused > 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    with EdgeStore(root) as store:
+        assert store.count(NAME) == 1500
+
+
 def test_edge_idle_shard_is_released_to_another_process(tmp_path):
     """A live process that stopped using a shard lets another process read and write it."""
     root, n = tmp_path / "vectors", 50

@@ -16,7 +16,11 @@ Facts about ``qdrant-edge-py`` 0.9.0 this module relies on (checked by ``tests/t
   or a second ingest -- can take its turn. An opener that finds the shard busy retries for up to
   ``wait_s`` seconds, then raises a one-line :class:`StoreError`. Loading a shard costs ~0.15 s
   at 20 k points; every write is durable before the shard is released, so a reader always sees
-  every finished write.
+  every finished write. A *failed* ``EdgeShard.load`` is not harmless: it opens the segments
+  before it finds the WAL locked, and two ingests racing that way corrupted the holder's payload
+  index ("Tracker journal ... is shorter than expected" on its next flush). So this store takes an
+  ``flock`` on ``.<collection>.lock`` beside the shard before it calls ``load`` at all, and holds
+  it until the shard is closed: Edge never sees a second opener.
 * **Datetime.** Edge has ``PayloadSchemaType.Datetime`` indexes and ``RangeDateTime`` filters on
   RFC 3339 strings with microseconds and any UTC offset, so ``start_at``/``end_at`` are filtered
   as datetimes, exactly as on the server.
@@ -38,6 +42,7 @@ In each shard folder this store also writes ``marc-collection.json`` (``{"dim": 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -136,6 +141,7 @@ class EdgeStore(VectorStore):
         self.release_after_s = release_after_s
         self.wait_s = wait_s
         self._shards: dict[str, qe.EdgeShard] = {}
+        self._locks: dict[Path, int] = {}  # shard folder -> fd holding its flock
         self._last_used: dict[str, float] = {}
         self._dims: dict[str, int] = {}
         self._closed = False
@@ -207,14 +213,37 @@ class EdgeStore(VectorStore):
         delay = 0.01
         while True:
             try:
-                with self._backend(where):
-                    return qe.EdgeShard.load(str(where), config)
+                self._lock_shard(where)
+                try:
+                    with self._backend(where):
+                        return qe.EdgeShard.load(str(where), config)
+                except BaseException:
+                    self._unlock_shard(where)
+                    raise
             except _Busy as err:
                 if time.monotonic() >= deadline:
                     raise StoreError(f"{where}: {_BUSY.format(wait=self.wait_s)}") from err
             # Sleeping with the lock held is fine: this thread needs the shard to go on anyway.
             time.sleep(delay)
             delay = min(delay * 2, 0.2)
+
+    def _lock_shard(self, where: Path) -> None:
+        """Take the inter-process lock of ``where`` (raises :class:`_Busy` if another holds it)."""
+        fd = os.open(where.parent / f".{where.name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as err:
+            os.close(fd)
+            raise _Busy(f"{where} is locked") from err
+        except BaseException:
+            os.close(fd)
+            raise
+        self._locks[where] = fd
+
+    def _unlock_shard(self, where: Path) -> None:
+        fd = self._locks.pop(where, None)
+        if fd is not None:
+            os.close(fd)  # closing the only descriptor releases the flock
 
     def _start_reaper(self) -> None:
         if self.release_after_s is None or self._reaper is not None:
@@ -249,6 +278,7 @@ class EdgeStore(VectorStore):
                 shard.close()
         finally:
             del self._shards[name]
+            self._unlock_shard(self._dir(name))
 
     # ------------------------------------------------------------------------ collections
     def ensure_collection(self, name: str, dim: int) -> None:
