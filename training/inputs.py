@@ -1,0 +1,135 @@
+"""Visual inputs of a Video-R1 sample in the paper's settings: full frames, uniform, compressed.
+
+Training and evaluation feed the answer model exactly what MARC's answer path feeds it
+(:class:`marc.agent.vlm.answerer.Answerer`): frames sampled across the video (or across retrieved
+events), Qwen2.5-VL's own vision tower, then
+
+* ``"full"``: ``frames`` (64, the paper's teacher) frames as one video, uncompressed;
+* ``"uniform"``: ``uniform_frames`` (16) frames as one video, uncompressed (the usual baseline);
+* ``"compressed"``: ``frames`` frames compressed by :func:`marc.compression.compress` to
+  ``budget`` groups (1: one frame's worth of tokens), sent as one image with grid ``t = 1``
+  (the paper's student input).
+
+A sample's video is one pseudo-event covering the whole file unless retrieved events (``hits``)
+are given. Image samples are one image in every mode (no compression: one group already).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from PIL import Image
+
+from marc.agent.vlm.answerer import Answer, Answerer, Prepared
+from marc.agent.vlm.backend import VLMBackend
+from marc.agent.vlm.prompt import REASONING_SUFFIX, Visual, VisualPrompt
+from marc.agent.vlm.vision import VisionTower
+from marc.memory.errors import MediaError
+from marc.memory.probe import probe
+from marc.memory.settings import Settings
+from marc.training.data import Sample, question_text
+
+__all__ = ["MODES", "InputBuilder", "WholeVideo"]
+
+Mode = Literal["full", "uniform", "compressed"]
+MODES: tuple[str, ...] = ("full", "uniform", "compressed")
+
+
+@dataclass(frozen=True)
+class WholeVideo:
+    """A pseudo search hit covering a whole file (what :meth:`Answerer.prepare` samples from)."""
+
+    id: str
+    video: str
+    start_s: float
+    end_s: float
+    camera: str = ""
+
+
+class InputBuilder:
+    """Prepares samples' prompts with the answer path's own sampling, vision tower and compression.
+
+    Args:
+        backend: the answer model's backend (its chat template and generation).
+        vision: the vision tower that encodes frames (frozen: inputs are computed without grad).
+        settings: frame pixels and compression window/ratio (``vlm_frames`` is set per mode).
+    """
+
+    def __init__(self, backend: VLMBackend, vision: VisionTower, settings: Settings | None = None):
+        self.backend = backend
+        self.vision = vision
+        self.settings = settings or Settings()
+        self._answerers: dict[int, Answerer] = {}
+
+    def _answerer(self, frames: int) -> Answerer:
+        if frames not in self._answerers:
+            settings = self.settings.model_copy(update={"vlm_frames": frames})
+            self._answerers[frames] = Answerer(settings, backend=self.backend, vision=self.vision)
+        return self._answerers[frames]
+
+    def prepare(
+        self,
+        sample: Sample,
+        mode: Mode = "compressed",
+        *,
+        frames: int = 64,
+        uniform_frames: int = 16,
+        budget: int = 1,
+        reasoning: bool = False,
+        hits: Sequence[Any] | None = None,
+    ) -> Prepared:
+        """The prompt (with precomputed visual rows) of ``sample`` in ``mode``.
+
+        Raises:
+            ValueError: unknown ``mode``.
+            MediaError: the sample's file is missing or unreadable.
+        """
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        question = question_text(sample)
+        if sample.data_type == "image":
+            return self._image(sample, question, reasoning)
+        n = uniform_frames if mode == "uniform" else frames
+        if hits is None:
+            info = probe(sample.path)
+            hits = [
+                WholeVideo(
+                    str(sample.problem_id),
+                    str(sample.path),
+                    0.0,
+                    info.duration_s,
+                    camera=sample.path.parent.name,
+                )
+            ]
+        return self._answerer(n).prepare(
+            question, hits, budget=budget if mode == "compressed" else None, reasoning=reasoning
+        )
+
+    def _image(self, sample: Sample, question: str, reasoning: bool) -> Prepared:
+        """One image: two copies of the picture make one temporal group (Qwen2.5-VL's rule)."""
+        try:
+            with Image.open(sample.path) as im:
+                rgb = im.convert("RGB")
+        except OSError as e:
+            raise MediaError(sample.path, f"cannot read the image ({e})") from e
+        h, w = self.vision.frame_size(rgb.width, rgb.height)
+        frame = np.asarray(rgb.resize((w, h), Image.Resampling.BICUBIC))
+        tokens = self.vision.encode(np.stack([frame, frame]))  # [1, P, D]
+        gh, gw = self.vision.grid(h, w)
+        P = int(tokens.shape[1])
+        text = question + (REASONING_SUFFIX if reasoning else "")
+        messages = [
+            {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}
+        ]
+        visual = Visual("image", tokens.reshape(P, -1), (1, gh, gw), merge=self.vision.merge)
+        prompt = VisualPrompt(messages, [visual])
+        return Prepared(
+            prompt, prompt.visual_tokens, P, [[(0, 0)]], [], [[0.0]], [], {}, P, (h, w), 0.0
+        )
+
+    def answer(self, prepared: Prepared, *, temperature: float = 0.0) -> Answer:
+        """Generate the answer to a prepared prompt (greedy by default)."""
+        return self._answerer(self.settings.vlm_frames).generate(prepared, temperature=temperature)
