@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from marc.memory.errors import MarcError
+from marc.training.evaluate import eval_command
 
 app = typer.Typer(
     name="marc",
@@ -447,6 +448,12 @@ def chat(
 
 thread_app = typer.Typer(help="Read conversation threads.", no_args_is_help=True)
 app.add_typer(thread_app, name="thread")
+
+# Evaluation (marc.training) lives with its library; it imports torch and the models only when
+# the command runs.
+app.command("eval", help="Evaluate an answer model on Video-R1-format benchmark files.")(
+    eval_command
+)
 
 
 @thread_app.command("show")

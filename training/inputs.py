@@ -18,19 +18,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-from PIL import Image
-
-from marc.agent.vlm.answerer import Answer, Answerer, Prepared
-from marc.agent.vlm.backend import VLMBackend
-from marc.agent.vlm.prompt import REASONING_SUFFIX, Visual, VisualPrompt
-from marc.agent.vlm.vision import VisionTower
 from marc.memory.errors import MediaError
 from marc.memory.probe import probe
 from marc.memory.settings import Settings
 from marc.training.data import Sample, question_text
+
+if TYPE_CHECKING:  # torch and the answer model load only when inputs are built (`marc --help`)
+    from marc.agent.vlm.answerer import Answer, Answerer, Prepared
+    from marc.agent.vlm.backend import VLMBackend
+    from marc.agent.vlm.vision import VisionTower
 
 __all__ = ["MODES", "InputBuilder", "WholeVideo"]
 
@@ -65,6 +63,8 @@ class InputBuilder:
         self._answerers: dict[int, Answerer] = {}
 
     def _answerer(self, frames: int) -> Answerer:
+        from marc.agent.vlm.answerer import Answerer
+
         if frames not in self._answerers:
             settings = self.settings.model_copy(update={"vlm_frames": frames})
             self._answerers[frames] = Answerer(settings, backend=self.backend, vision=self.vision)
@@ -110,6 +110,12 @@ class InputBuilder:
 
     def _image(self, sample: Sample, question: str, reasoning: bool) -> Prepared:
         """One image: two copies of the picture make one temporal group (Qwen2.5-VL's rule)."""
+        import numpy as np
+        from PIL import Image
+
+        from marc.agent.vlm.answerer import Prepared
+        from marc.agent.vlm.prompt import REASONING_SUFFIX, Visual, VisualPrompt
+
         try:
             with Image.open(sample.path) as im:
                 rgb = im.convert("RGB")

@@ -1,0 +1,146 @@
+"""Evaluation over Video-R1-format files, end to end with the tiny answer model on synthetic clips.
+
+The tiny model is random, so accuracies mean nothing; the table's structure, the counts, the
+visual tokens per setting, missing-media reporting, retrieval and the CLI are what is checked.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from marc.memory.archive import Archive
+from marc.memory.settings import Settings
+from marc.training.data import write_dataset
+from marc.training.evaluate import EvalReport, SampleResult, eval_command, evaluate, label
+from marc.training.synthetic import make_task
+
+FAST = dict(frames=8, uniform_frames=4, progress=False)
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory) -> dict[str, Path]:
+    """Two benchmark files of two synthetic clips each (plus a missing clip in MVBench)."""
+    root = tmp_path_factory.mktemp("eval")
+    _, test = make_task(root / "task", n_train=0, n_test=4)
+    records = json.loads(test.read_text())
+    for r in records:
+        r["path"] = "task/" + r["path"]
+    gone = {**records[0], "problem_id": 99, "path": "task/videos/gone.mp4"}
+    return {
+        "tempcompass": write_dataset(root / "eval_tempcompass.json", records[2:]),
+        "mvbench": write_dataset(root / "eval_mvbench.json", [*records[:2], gone]),
+        "one": write_dataset(root / "eval_mmvu.json", records[:1]),
+    }
+
+
+@pytest.fixture
+def settings(marc_home) -> Settings:
+    return Settings(vlm_max_new_tokens=4)
+
+
+def test_modes_table_and_missing_media(bench, settings):
+    report = evaluate("tiny", [bench["tempcompass"], bench["mvbench"]], settings=settings, **FAST)
+    assert report.benchmarks == ["MVBench", "TempCompass"]  # the paper's order, not the given one
+    assert report.settings == ["full (8 frames)", "uniform (4 frames)", "compressed (1 frame)"]
+    for s in report.settings:
+        assert (report.count(s, "MVBench"), report.count(s, "TempCompass")) == (3, 2)
+        assert (report.failed(s, "MVBench"), report.failed(s, "TempCompass")) == (1, 0)
+        accs = [report.accuracy(s, b) for b in report.benchmarks]
+        assert all(0 <= a <= 100 for a in accs) and report.mean(s) == pytest.approx(sum(accs) / 2)
+    full, uniform, compressed = (report.visual_tokens(s) for s in report.settings)
+    assert 0 < compressed < uniform < full
+    assert full == 4 * compressed  # 8 frames = 4 groups of one frame's worth each
+
+    (line,) = report.failures
+    assert line.startswith("MVBench 99: ") and "gone.mp4: no such file" in line
+    gone = [r for r in report.results if r.id == "99"]
+    assert len(gone) == 3 and all(r.score == 0 and r.error for r in gone)
+
+    data = report.to_json()
+    assert set(data["accuracy"]["compressed (1 frame)"]) == {"MVBench", "TempCompass", "Mean"}
+    assert data["counts"]["full (8 frames)"] == {"MVBench": 3, "TempCompass": 2}
+    assert len(data["samples"]) == 15 and {"id", "prediction", "score", "visual_tokens"} <= set(
+        data["samples"][0]
+    )
+    md = report.to_markdown().splitlines()
+    assert md[0] == "| Setting | Tokens | MVBench | TempCompass | Mean |" and len(md) == 5
+    assert [c.header for c in report.table().columns][2:] == ["MVBench", "TempCompass", "Mean"]
+
+
+def test_report_arithmetic():
+    r = EvalReport("m", ["s"], ["MVBench", "MMVU"])
+    for bench, score in [("MVBench", 1.0), ("MVBench", 0.0), ("MMVU", 1.0)]:
+        r.results.append(SampleResult("s", bench, "1", "<answer>A</answer>", "A", score, 4))
+    assert r.accuracy("s", "MVBench") == 50.0 and r.accuracy("s", "MMVU") == 100.0
+    assert r.mean("s") == 75.0  # mean over benchmarks, not over samples
+    assert r.accuracy("s", "VideoMME") is None
+    assert label("uniform", frames=64, uniform_frames=16, budget=2, retrieval=False) == (
+        "uniform (16 frames)"
+    )
+    assert label("compressed", frames=64, uniform_frames=16, budget=2, retrieval=True) == (
+        "compressed (2 frames) + retrieval"
+    )
+
+
+def test_retrieval_ingests_once_and_uses_events_of_the_sample_video(bench, settings, capsys):
+    kw = dict(FAST, progress=True, modes=("compressed",), retrieval=True)
+    report = evaluate("tiny", [bench["tempcompass"]], settings=settings, **kw)
+    assert report.settings == ["compressed (1 frame) + retrieval"]
+    assert "ingesting 2 videos" in capsys.readouterr().err
+    with Archive(settings) as archive:
+        assert archive.status()["videos"] == 2
+        for r in report.results:
+            (sample,) = [s for s in json.loads(bench["tempcompass"].read_text())
+                         if str(s["problem_id"]) == r.id]  # fmt: skip
+            video = bench["tempcompass"].parent / sample["path"]
+            own = {e["id"] for e in archive.events(video)}
+            assert r.error is None and r.events and set(r.events) <= own
+    again = evaluate("tiny", [bench["tempcompass"]], settings=settings, **kw)
+    assert "ingesting" not in capsys.readouterr().err  # already stored: nothing ingested
+    assert [r.events for r in again.results] == [r.events for r in report.results]
+
+
+# ------------------------------------------------------------------------------------ CLI
+@pytest.fixture
+def cli(marc_home, monkeypatch):
+    monkeypatch.setenv("MARC_VLM_MAX_NEW_TOKENS", "4")
+    app = typer.Typer()
+    app.callback()(lambda: None)  # keep "eval" a subcommand, as under `marc`
+    app.command("eval")(eval_command)
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, ["eval", *map(str, args)])
+
+
+def test_cli_json_and_output(cli, bench, tmp_path):
+    out = tmp_path / "report.json"
+    result = cli(
+        "--model", "tiny", "--data", bench["one"], "--mode", "compressed", "--mode", "uniform",
+        "--frames", 8, "--uniform-frames", 4, "--json", "--output", out,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["settings"] == ["compressed (1 frame)", "uniform (4 frames)"]
+    assert data["benchmarks"] == ["MMVU"] and data["counts"]["uniform (4 frames)"] == {"MMVU": 1}
+    assert json.loads(out.read_text()) == data
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--data", "nowhere.json"], "error: nowhere.json: no such data file"),
+        (["--data", "{one}", "--mode", "sideways"], "error: unknown mode 'sideways'"),
+        (["--data", "{bad}"], "record 0: missing 'problem_type'"),
+    ],
+)
+def test_cli_errors_are_one_line(cli, bench, tmp_path, args, message):
+    bad = write_dataset(tmp_path / "bad.json", [{"problem_id": 1, "problem": "q"}])
+    args = [a.format(one=bench["one"], bad=bad) for a in args]
+    result = cli("--model", "tiny", *args)
+    assert result.exit_code == 1
+    (line,) = result.stderr.strip().splitlines()
+    assert message in line and "Traceback" not in result.output

@@ -1,0 +1,451 @@
+"""Evaluate an answer model on Video-R1-format benchmarks, in the paper's settings and layout.
+
+Each setting is one input mode of :class:`marc.training.inputs.InputBuilder` ("full" 64 frames,
+"uniform" 16 frames, "compressed" 64 frames to one frame's worth of tokens), optionally after
+retrieval: the sample's video is ingested into MARC's memory and the question's top-k events of
+that video (the Visual Memory Retriever, ``k = 3``) replace the whole video. Answers are decoded
+greedily and scored with :func:`marc.training.answers.score` (Video-R1's per-type rules); a cell of
+the table is the mean score in %, as in the paper's Table 1::
+
+    Setting               Tokens  MVBench  TempCompass  VideoMME  VideoMMMU  VSI-Bench  MMVU  Mean
+
+A sample whose media file is missing or unreadable is reported (one line) and scores 0: it counts
+in the denominator, as a benchmark run with missing videos should not look better than it is.
+
+>>> report = evaluate("tiny", [Path("eval_mvbench.json")], frames=8)  # doctest: +SKIP
+>>> print(report.to_markdown())  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from marc.memory.errors import MarcError, MediaError, one_line
+from marc.memory.settings import Settings
+from marc.training.answers import score
+from marc.training.data import BENCHMARKS, Sample, benchmark_name, load_dataset
+from marc.training.inputs import MODES
+
+__all__ = ["PAPER_BENCHMARKS", "EvalReport", "SampleResult", "eval_command", "evaluate", "label"]
+
+#: The paper's column order (Video-R1's evaluation sets); other benchmarks follow in given order.
+PAPER_BENCHMARKS: tuple[str, ...] = tuple(BENCHMARKS.values())
+
+
+def label(mode: str, *, frames: int, uniform_frames: int, budget: int, retrieval: bool) -> str:
+    """The table's row name of a setting.
+
+    >>> label("compressed", frames=64, uniform_frames=16, budget=1, retrieval=True)
+    'compressed (1 frame) + retrieval'
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
+    n = {"full": frames, "uniform": uniform_frames, "compressed": budget}[mode]
+    text = f"{mode} ({n} frame{'' if n == 1 else 's'})"
+    return text + (" + retrieval" if retrieval else "")
+
+
+@dataclass
+class SampleResult:
+    """One sample answered in one setting.
+
+    Attributes:
+        setting: the row label (:func:`label`).
+        benchmark: the column (:func:`marc.training.data.benchmark_name` of its file).
+        id: the record's ``problem_id``.
+        prediction: the whole generated text.
+        reference: the reference answer (inside ``<answer>`` of the solution).
+        score: :func:`marc.training.answers.score`, in [0, 1]; 0 when it failed.
+        visual_tokens: visual tokens the language model read.
+        events: retrieved events used (retrieval only), their ids.
+        error: why the sample could not be answered (missing media, ...), else ``None``.
+    """
+
+    setting: str
+    benchmark: str
+    id: str
+    prediction: str
+    reference: str
+    score: float
+    visual_tokens: int
+    events: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class EvalReport:
+    """The results of :func:`evaluate`: per-sample records and the table made from them."""
+
+    model: str
+    settings: list[str]
+    benchmarks: list[str]
+    results: list[SampleResult] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # one line per failed sample (and setting)
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def cell(self, setting: str, benchmark: str) -> list[SampleResult]:
+        return [r for r in self.results if r.setting == setting and r.benchmark == benchmark]
+
+    def count(self, setting: str, benchmark: str) -> int:
+        """Samples evaluated in a cell, failed ones included."""
+        return len(self.cell(setting, benchmark))
+
+    def failed(self, setting: str, benchmark: str) -> int:
+        return sum(r.error is not None for r in self.cell(setting, benchmark))
+
+    def accuracy(self, setting: str, benchmark: str) -> float | None:
+        """Mean score in % (failed samples score 0); ``None`` for an empty cell."""
+        cell = self.cell(setting, benchmark)
+        return 100.0 * sum(r.score for r in cell) / len(cell) if cell else None
+
+    def mean(self, setting: str) -> float | None:
+        """The paper's Mean: the mean of the benchmarks' accuracies (not of all samples)."""
+        accs = [a for b in self.benchmarks if (a := self.accuracy(setting, b)) is not None]
+        return sum(accs) / len(accs) if accs else None
+
+    def visual_tokens(self, setting: str) -> float | None:
+        """Mean visual tokens per answered sample of a setting."""
+        done = [r.visual_tokens for r in self.results if r.setting == setting and r.error is None]
+        return sum(done) / len(done) if done else None
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``marc eval --json`` object: configuration, the table's numbers, every sample."""
+        return {
+            "model": self.model,
+            "config": self.config,
+            "settings": self.settings,
+            "benchmarks": self.benchmarks,
+            "accuracy": {
+                s: {**{b: self.accuracy(s, b) for b in self.benchmarks}, "Mean": self.mean(s)}
+                for s in self.settings
+            },
+            "counts": {s: {b: self.count(s, b) for b in self.benchmarks} for s in self.settings},
+            "failed": {s: {b: self.failed(s, b) for b in self.benchmarks} for s in self.settings},
+            "visual_tokens": {s: self.visual_tokens(s) for s in self.settings},
+            "failures": self.failures,
+            "samples": [asdict(r) for r in self.results],
+        }
+
+    def _rows(self) -> tuple[list[str], list[list[str]]]:
+        header = ["Setting", "Tokens", *self.benchmarks, "Mean"]
+        rows = []
+        for s in self.settings:
+            tokens = self.visual_tokens(s)
+            cells = [self.accuracy(s, b) for b in self.benchmarks] + [self.mean(s)]
+            rows.append(
+                [s, "-" if tokens is None else f"{tokens:.0f}"]
+                + ["-" if c is None else f"{c:.1f}" for c in cells]
+            )
+        return header, rows
+
+    def table(self) -> Table:
+        """The paper's layout as a rich table: settings as rows, benchmarks then Mean as columns
+        (accuracy in %), with the mean visual tokens per sample."""
+        header, rows = self._rows()
+        n = sum(self.count(self.settings[0], b) for b in self.benchmarks) if self.settings else 0
+        table = Table(title=f"{self.model}: accuracy (%) on {n} samples per setting")
+        for i, name in enumerate(header):
+            table.add_column(name, justify="left" if i == 0 else "right")
+        for row in rows:
+            table.add_row(*row)
+        return table
+
+    def to_markdown(self) -> str:
+        """The table as GitHub markdown."""
+        header, rows = self._rows()
+        lines = [header, ["---"] + ["---:"] * (len(header) - 1), *rows]
+        return "\n".join("| " + " | ".join(cells) + " |" for cells in lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- evaluation
+def _load_data(data: Sequence[Path], limit: int | None) -> dict[str, list[Sample]]:
+    """Samples per benchmark (files of one benchmark are joined), the paper's ones first."""
+    found: dict[str, list[Sample]] = {}
+    for path in data:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path}: no such data file")
+        found.setdefault(benchmark_name(path), []).extend(load_dataset(path))
+    order = [b for b in PAPER_BENCHMARKS if b in found] + [
+        b for b in found if b not in PAPER_BENCHMARKS
+    ]
+    return {b: found[b][:limit] if limit is not None else found[b] for b in order}
+
+
+def _load_builder(settings: Settings):
+    """The answer model (transformers, in this process) wrapped in an :class:`InputBuilder`."""
+    from marc.agent.vlm.loading import load_model, load_processor, model_dir
+    from marc.agent.vlm.transformers_backend import TransformersBackend
+    from marc.agent.vlm.vision import VisionTower
+    from marc.training.inputs import InputBuilder
+
+    folder = model_dir(settings)
+    processor = load_processor(folder)
+    backend = TransformersBackend(load_model(folder, settings), processor)
+    vision = VisionTower(backend.visual, processor, frame_pixels=settings.vlm_frame_pixels)
+    return InputBuilder(backend, vision, settings)
+
+
+class _Memory:
+    """Retrieval for evaluation: each sample's video ingested once, its top-k events searched."""
+
+    def __init__(self, settings: Settings, k: int) -> None:
+        from marc.memory.archive import Archive
+
+        self.archive, self.k = Archive(settings), k
+
+    def ingest(self, samples: Sequence[Sample], err: Console | None) -> dict[str, str]:
+        """Ingest the videos not stored yet; returns ``{path: problem}`` of those that failed."""
+        from sqlalchemy import select
+
+        from marc.memory.catalog import Video, VideoPath
+
+        paths = sorted({s.path for s in samples if s.data_type == "video" and s.path.is_file()})
+        with self.archive.catalog.session() as s:
+            stored = set(
+                s.scalars(select(VideoPath.path).join(Video).where(Video.status == "done"))
+            )
+        todo = [p for p in paths if str(p.absolute()) not in stored]
+        if not todo:
+            return {}
+        if err is not None:
+            err.print(f"ingesting {len(todo)} videos into {self.archive.settings.home}")
+        report = self.archive.ingest(todo)
+        return {f.path: f.error for f in report.failed}
+
+    def search(self, sample: Sample) -> list[Any]:
+        return self.archive.search(sample.problem, self.k, videos=[sample.path])
+
+    def close(self) -> None:
+        self.archive.close()
+
+
+def evaluate(
+    model: str,
+    data: Sequence[Path],
+    *,
+    settings: Settings | None = None,
+    modes: Sequence[str] = MODES,
+    frames: int = 64,
+    uniform_frames: int = 16,
+    budget: int = 1,
+    retrieval: bool = False,
+    reasoning: bool = False,
+    limit: int | None = None,
+    k: int = 3,
+    progress: bool = True,
+) -> EvalReport:
+    """Answer every sample of ``data`` in every mode and score it.
+
+    Args:
+        model: the answer model: a checkpoint folder, a hub id, or ``"tiny"``.
+        data: Video-R1 JSON/JSONL files; a file's name picks its column (``eval_mvbench.json`` is
+            MVBench, others are named by their stem).
+        settings: runtime settings (``MARC_HOME`` for retrieval, device, pixels, compression);
+            default: from the environment. ``vlm`` is replaced by ``model``.
+        modes: input modes, rows of the table in this order.
+        frames: frames sampled for "full" and before compression (the paper's 64).
+        uniform_frames: frames of the "uniform" baseline (16).
+        budget: groups kept by the compression (1: one frame's worth of tokens).
+        retrieval: answer from the top-``k`` events of the sample's video instead of all of it.
+        reasoning: ask for ``<think>``/``<answer>`` output.
+        limit: evaluate the first ``limit`` samples of each benchmark.
+        progress: show a progress bar (and failures as they happen) on stderr.
+
+    Raises:
+        FileNotFoundError: a data file does not exist.
+        DataError: a data file or record is not valid Video-R1 data.
+        ValueError: an unknown mode, or a bad number.
+        ModelError, StoreError: the model or (retrieval) MARC's memory cannot be used.
+    """
+    modes = list(dict.fromkeys(modes))
+    for m in modes:
+        if m not in MODES:
+            raise ValueError(f"unknown mode {m!r}; one of {', '.join(MODES)}")
+    if not modes:
+        raise ValueError("no mode to evaluate")
+    if min(frames, uniform_frames) < 2 or budget < 1 or (limit is not None and limit < 0):
+        raise ValueError(
+            "need frames >= 2, uniform_frames >= 2, budget >= 1 and limit >= 0; got "
+            f"{frames}, {uniform_frames}, {budget}, {limit}"
+        )
+    benches = _load_data(data, limit)  # data errors before the model loads
+    settings = (settings or Settings()).model_copy(update={"vlm": model})
+    labels = {
+        m: label(m, frames=frames, uniform_frames=uniform_frames, budget=budget,
+                 retrieval=retrieval)
+        for m in modes
+    }  # fmt: skip
+    report = EvalReport(
+        model=model,
+        settings=list(labels.values()),
+        benchmarks=list(benches),
+        config={
+            "data": [str(p) for p in data], "modes": modes, "frames": frames,
+            "uniform_frames": uniform_frames, "budget": budget, "retrieval": retrieval,
+            "k": k if retrieval else None, "reasoning": reasoning, "limit": limit,
+        },
+    )  # fmt: skip
+    err = Console(stderr=True) if progress else None
+    options = dict(frames=frames, uniform_frames=uniform_frames, budget=budget, reasoning=reasoning)
+    builder, memory = _load_builder(settings), None
+    try:
+        if retrieval:
+            memory = _Memory(settings, k)
+        _Evaluator(report, builder, memory, labels, options, err).run(benches)
+    finally:
+        builder.backend.close()
+        if memory is not None:
+            memory.close()
+    return report
+
+
+@dataclass
+class _Evaluator:
+    """Answers and scores samples into ``report``: one row per mode in ``labels``."""
+
+    report: EvalReport
+    builder: Any  # InputBuilder
+    memory: _Memory | None
+    labels: dict[str, str]  # mode -> setting label
+    options: dict[str, Any]  # InputBuilder.prepare's frames, uniform_frames, budget, reasoning
+    err: Console | None  # where progress and failures go; None: quiet
+    failed_ingest: dict[str, str] = field(default_factory=dict)  # path -> why (retrieval)
+
+    def run(self, benches: dict[str, list[Sample]]) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        everything = [s for samples in benches.values() for s in samples]
+        self.failed_ingest = self.memory.ingest(everything, self.err) if self.memory else {}
+        bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            console=self.err or Console(stderr=True), disable=self.err is None, transient=True,
+        )  # fmt: skip
+        with bar:
+            task = bar.add_task("evaluating", total=len(everything) * len(self.labels))
+            for bench, samples in benches.items():
+                bar.update(task, description=bench)
+                for sample in samples:
+                    self.sample(bench, sample, lambda: bar.advance(task))
+
+    def sample(self, bench: str, sample: Sample, advance) -> None:
+        """Every setting of one sample (its events are retrieved once, shared by the modes)."""
+        problem, hits = self.inputs(sample)
+        if problem is not None:
+            self.fail(bench, sample, list(self.labels.values()), problem)
+        for mode, setting in self.labels.items():
+            if problem is None:
+                try:
+                    prepared = self.builder.prepare(sample, mode, hits=hits, **self.options)
+                    answer = self.builder.answer(prepared, temperature=0.0)
+                except MediaError as e:  # present but unreadable
+                    self.fail(bench, sample, [setting], one_line(e))
+                else:
+                    self.report.results.append(SampleResult(
+                        setting, bench, sample.problem_id, answer.raw, sample.answer,
+                        score(sample.problem_type, answer.raw, sample.solution),
+                        prepared.visual_tokens, [h.id for h in hits or []],
+                    ))  # fmt: skip
+            advance()
+
+    def inputs(self, sample: Sample) -> tuple[str | None, list[Any] | None]:
+        """``(problem, hits)``: why the sample cannot be answered (or ``None``), and its
+        retrieved events (``None``: the whole video)."""
+        if not sample.path.is_file():
+            return f"{sample.path}: no such file", None
+        if self.memory is None or sample.data_type != "video":
+            return None, None
+        key = str(sample.path.absolute())
+        if key in self.failed_ingest:
+            return f"{sample.path}: could not be ingested ({self.failed_ingest[key]})", None
+        hits = self.memory.search(sample)
+        if not hits:
+            return f"{sample.path}: no stored events to retrieve", None
+        return None, hits
+
+    def fail(self, bench: str, sample: Sample, settings: list[str], problem: str) -> None:
+        """One line for the failure; the sample scores 0 in ``settings``."""
+        line = f"{bench} {sample.problem_id}: {problem}"
+        self.report.failures.append(line)
+        if self.err is not None:
+            self.err.print(f"[red]failed:[/] {line}", highlight=False, soft_wrap=True)
+        for setting in settings:
+            self.report.results.append(
+                SampleResult(setting, bench, sample.problem_id, "", sample.answer, 0.0, 0,
+                             error=problem)
+            )  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------ CLI
+def eval_command(
+    model: Annotated[
+        str, typer.Option("--model", help="Answer model: checkpoint folder, hub id, or 'tiny'.")
+    ],
+    data: Annotated[
+        list[Path], typer.Option("--data", help="Video-R1 JSON/JSONL file (repeatable).")
+    ],
+    mode: Annotated[
+        list[str], typer.Option("--mode", help="full, uniform or compressed (repeatable).")
+    ] = list(MODES),  # noqa: B006 - typer reads the default, never mutates it
+    frames: Annotated[int, typer.Option(help="Frames for full and before compression.")] = 64,
+    uniform_frames: Annotated[int, typer.Option(help="Frames of the uniform baseline.")] = 16,
+    budget: Annotated[int, typer.Option(help="Frame groups kept by the compression.")] = 1,
+    retrieval: Annotated[
+        bool,
+        typer.Option(
+            "--retrieval/--no-retrieval",
+            help="Ingest each video into MARC's memory and answer from its top-3 events.",
+        ),
+    ] = False,
+    reasoning: Annotated[
+        bool, typer.Option(help="Ask for <think>/<answer> output (the C-GRPO format).")
+    ] = False,
+    limit: Annotated[
+        int | None, typer.Option(help="Evaluate the first N samples of each benchmark.")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print only JSON to stdout.")] = False,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Also write the JSON report to this file.")
+    ] = None,
+) -> None:
+    """Evaluate an answer model on Video-R1-format benchmarks (the paper's Table 1 layout).
+
+    Exit code 1 when some samples failed (missing media: listed on stderr, scored 0) or on an
+    error.
+    """
+    err, out = Console(stderr=True), Console()
+    try:
+        report = evaluate(
+            model, data, modes=mode, frames=frames, uniform_frames=uniform_frames,
+            budget=budget, retrieval=retrieval, reasoning=reasoning, limit=limit,
+            progress=not json_out,
+        )  # fmt: skip
+    except (MarcError, ValueError, OSError) as e:  # DataError is both a MarcError and ValueError
+        err.print(f"[bold red]error:[/] {_message(e)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from e
+    data_json = report.to_json()
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(data_json, indent=2, ensure_ascii=False) + "\n")
+    if json_out:
+        sys.stdout.write(json.dumps(data_json, indent=2, ensure_ascii=False) + "\n")
+    else:
+        out.print(report.table())
+    raise typer.Exit(1 if report.failures else 0)
+
+
+def _message(e: BaseException) -> str:
+    from pydantic import ValidationError
+
+    if isinstance(e, ValidationError):  # settings from the environment
+        first = e.errors()[0]
+        return f"invalid setting {'_'.join(map(str, first['loc'])).upper()}: {first['msg']}"
+    return one_line(e)
