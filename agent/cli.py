@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from marc.memory.errors import MarcError
+from marc.training.cli import train_app
 from marc.training.evaluate import eval_command
 
 app = typer.Typer(
@@ -449,8 +450,9 @@ def chat(
 thread_app = typer.Typer(help="Read conversation threads.", no_args_is_help=True)
 app.add_typer(thread_app, name="thread")
 
-# Evaluation (marc.training) lives with its library; it imports torch and the models only when
-# the command runs.
+# Training and evaluation (marc.training) live with their library; they import torch and the
+# models only when a command runs.
+app.add_typer(train_app, name="train")
 app.command("eval", help="Evaluate an answer model on Video-R1-format benchmark files.")(
     eval_command
 )

@@ -1,0 +1,263 @@
+"""Training configuration: one documented dataclass for C-GRPO and its SFT baseline, read from YAML.
+
+Every field carries the paper's name and default where the paper (MARC, arXiv 2510.07915) or the
+recipe it builds on (Video-R1's GRPO) gives one: ``G = 8`` rollouts at temperature 1.0 and top-p
+0.95, the clip ``epsilon = 0.2``, ``beta = 0.04`` (k3 KL to the reference), the maintenance
+threshold ``tau = 0.6`` and weight ``alpha = 1.0``, learning rate 1e-6, a 64-frame teacher and a
+one-frame student budget, a 5,000-sample training subset.
+
+>>> cfg = TrainConfig(method="grpo", data="train.json", output_dir="runs/x")
+>>> cfg.num_generations, cfg.beta, cfg.tau, cfg.budget
+(8, 0.04, 0.6, 1)
+>>> TrainConfig(method="grpo", data="t.json", output_dir="o", num_generations=1)
+Traceback (most recent call last):
+...
+ValueError: num_generations must be >= 2 (group advantages need a group); set num_generations: 8
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = ["TrainConfig", "load_config"]
+
+Method = Literal["grpo", "sft"]
+
+
+@dataclass
+class TrainConfig:
+    """What to train, on what, and how (``marc train grpo|sft --config FILE``).
+
+    Model and data:
+        method: ``"grpo"`` (C-GRPO, the paper's method) or ``"sft"`` (the cross-entropy baseline
+            on the same data and budget).
+        model: the student's starting checkpoint: a local folder, a hub id
+            (``Qwen/Qwen2.5-VL-3B-Instruct``, the paper's student) or ``"tiny"`` (the generated
+            random-weight model). The frozen reference model of the KL term is loaded from the
+            same place.
+        teacher: the teacher's checkpoint (sees ``teacher_frames`` uncompressed frames); ``None``:
+            the same as ``model`` (the paper's Qwen2.5-VL teacher of the same size). When it is
+            the same, the frozen reference model doubles as the teacher.
+        data: the training set, a Video-R1-format JSON list (``marc.training.data``).
+        data_root: folder the records' ``path`` fields are relative to; ``None``: the JSON's
+            folder.
+        subset_size: samples drawn from ``data`` (the paper's mixed 5k subset of Video-R1-260k,
+            stratified by source); ``0`` or a set no larger than this uses all of it.
+        output_dir: where checkpoints (``checkpoint-<step>``), TensorBoard logs (``runs``) and the
+            final model (``final``) go.
+        teacher_cache: the teacher-result cache (a_full per prompt, computed once); ``None``:
+            ``<output_dir>/teacher_cache.sqlite``.
+
+    Inputs (what the models see):
+        teacher_frames: frames sampled across each video for the teacher (and, before
+            compression, for the student): 64.
+        budget: frame groups the student's compressed input keeps (1: one frame's worth).
+        frame_pixels: most pixels per frame: 128*28*28, about 117 visual tokens per group.
+        compression_window, compression_ratio: stage 1 of the compression (see
+            :func:`marc.compression.compress`).
+        reasoning: ask for (and train) the ``<think>``/``<answer>`` format.
+        student_input: what the trained model reads: ``"compressed"`` (``teacher_frames``
+            frames compressed to ``budget`` groups: the paper's student) or ``"full"`` (all
+            ``teacher_frames`` frames uncompressed: SFT of a teacher, as the miniature does).
+
+    Rollouts and reward (C-GRPO):
+        num_generations: ``G``, rollouts per prompt (student and teacher).
+        temperature, top_p: rollout sampling.
+        max_completion_length: most tokens per rollout (Video-R1's GRPO uses 768).
+        epsilon: the ratio clip ``[1 - epsilon, 1 + epsilon]``.
+        beta: weight of the k3 KL estimate to the reference model.
+        num_iterations: policy updates per batch of rollouts (TRL's ``num_iterations``, the
+            GRPO paper's mu); with 1 the ratio is 1 at the update and clipping never acts.
+        tau: maintenance threshold: compression reward when ``a_comp / a_full > tau``.
+        alpha: compression reward weight.
+        format_weight: weight of the format reward in the base reward.
+        threshold: a score at or above this counts as correct (numeric/OCR/free-form answers).
+        compression_reward: ``False`` gives plain GRPO (the ablation) on the same inputs.
+
+    Optimisation:
+        learning_rate: AdamW learning rate (the paper's 1e-6).
+        weight_decay, adam_beta1, adam_beta2, max_grad_norm: AdamW and clipping.
+        lr_scheduler: ``constant``, ``linear`` or ``cosine`` (decaying to 0 at the last step).
+        warmup_ratio: fraction of the steps with linear warm-up.
+        epochs: passes over the subset.
+        batch: prompts per micro-batch (each brings ``num_generations`` rollouts in GRPO).
+        gradient_accumulation: micro-batches per optimizer step.
+        max_steps: stop after this many optimizer steps (``None``: ``epochs`` decide).
+        seed: the data order and every sampled rollout derive from it.
+
+    Bookkeeping:
+        save_steps: checkpoint every this many optimizer steps (and at the end).
+        logging_steps: TensorBoard scalars every this many steps.
+        resume: continue from the latest ``checkpoint-<step>`` in ``output_dir`` (same data order,
+            same rollouts).
+        device: torch device (``cpu``, ``cuda``).
+        dtype: weights: ``auto`` (bfloat16 on CUDA, float32 on CPU), ``float32``, ``bfloat16``.
+        progress: show a progress bar on stderr.
+    """
+
+    method: Method = "grpo"
+    # model and data
+    model: str = "Qwen/Qwen2.5-VL-3B-Instruct"
+    teacher: str | None = None
+    data: str = ""
+    data_root: str | None = None
+    subset_size: int = 5000
+    output_dir: str = ""
+    teacher_cache: str | None = None
+    # inputs
+    teacher_frames: int = 64
+    budget: int = 1
+    frame_pixels: int = 128 * 28 * 28
+    compression_window: int = 4
+    compression_ratio: float = 0.5
+    reasoning: bool = True
+    student_input: Literal["compressed", "full"] = "compressed"
+    # rollouts and reward
+    num_generations: int = 8
+    temperature: float = 1.0
+    top_p: float = 0.95
+    max_completion_length: int = 768
+    epsilon: float = 0.2
+    beta: float = 0.04
+    num_iterations: int = 1
+    tau: float = 0.6
+    alpha: float = 1.0
+    format_weight: float = 1.0
+    threshold: float = 0.5
+    compression_reward: bool = True
+    # optimisation
+    learning_rate: float = 1e-6
+    weight_decay: float = 0.0
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    max_grad_norm: float = 1.0
+    lr_scheduler: Literal["constant", "linear", "cosine"] = "constant"
+    warmup_ratio: float = 0.0
+    epochs: int = 1
+    batch: int = 1
+    gradient_accumulation: int = 1
+    max_steps: int | None = None
+    seed: int = 42
+    # bookkeeping
+    save_steps: int = 100
+    logging_steps: int = 1
+    resume: bool = False
+    device: str = "cpu"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    progress: bool = True
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, msg: str) -> None:
+            if not ok:
+                raise ValueError(msg)
+
+        need(self.method in ("grpo", "sft"), f"method must be grpo or sft, got {self.method!r}")
+        need(
+            self.student_input in ("compressed", "full"),
+            f"student_input must be compressed or full, got {self.student_input!r}",
+        )
+        need(bool(self.model), "model is empty; set model: a checkpoint folder, hub id or tiny")
+        need(bool(self.data), "data is empty; set data: the training JSON (Video-R1 format)")
+        need(bool(self.output_dir), "output_dir is empty; set output_dir: a folder for the run")
+        need(
+            self.num_generations >= 2,
+            "num_generations must be >= 2 (group advantages need a group); set num_generations: 8",
+        )
+        need(self.temperature > 0, "temperature must be > 0 for sampled rollouts; set 1.0")
+        need(0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p}; set 0.95")
+        need(self.max_completion_length >= 1, "max_completion_length must be >= 1")
+        need(0 <= self.epsilon < 1, f"epsilon must be in [0, 1), got {self.epsilon}; set 0.2")
+        need(self.beta >= 0, f"beta must be >= 0, got {self.beta}; set 0.04")
+        need(self.num_iterations >= 1, "num_iterations must be >= 1")
+        need(0 <= self.tau <= 1, f"tau must be in [0, 1], got {self.tau}; set 0.6")
+        need(self.alpha >= 0, f"alpha must be >= 0, got {self.alpha}; set 1.0")
+        need(self.teacher_frames >= 2, "teacher_frames must be >= 2 (one 2-frame group); set 64")
+        need(self.budget >= 1, f"budget must be >= 1 frame group, got {self.budget}; set 1")
+        need(self.frame_pixels >= 4 * 28 * 28, "frame_pixels must be >= 3136 (4*28*28)")
+        need(self.learning_rate > 0, "learning_rate must be > 0; set 1e-6")
+        need(0 <= self.warmup_ratio < 1, "warmup_ratio must be in [0, 1)")
+        need(self.epochs >= 1, "epochs must be >= 1")
+        need(self.batch >= 1, "batch (prompts per micro-batch) must be >= 1")
+        need(self.gradient_accumulation >= 1, "gradient_accumulation must be >= 1")
+        need(self.max_steps is None or self.max_steps >= 1, "max_steps must be >= 1 or null")
+        need(self.subset_size >= 0, "subset_size must be >= 0 (0: all samples)")
+        need(self.save_steps >= 1, "save_steps must be >= 1")
+        need(self.logging_steps >= 1, "logging_steps must be >= 1")
+        need(
+            self.lr_scheduler in ("constant", "linear", "cosine"),
+            f"lr_scheduler must be constant, linear or cosine, got {self.lr_scheduler!r}",
+        )
+
+    # ------------------------------------------------------------------ derived paths
+    @property
+    def output_path(self) -> Path:
+        return Path(self.output_dir).expanduser()
+
+    @property
+    def teacher_model(self) -> str:
+        """The teacher's checkpoint (``model`` when ``teacher`` is unset)."""
+        return self.teacher or self.model
+
+    @property
+    def teacher_cache_path(self) -> Path:
+        if self.teacher_cache:
+            return Path(self.teacher_cache).expanduser()
+        return self.output_path / "teacher_cache.sqlite"
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A validated copy with ``changes`` applied."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.pop("extra")
+        return d
+
+
+_FIELDS = {f.name for f in fields(TrainConfig)} - {"extra"}
+
+
+def load_config(path: str | Path, **overrides: Any) -> TrainConfig:
+    """A :class:`TrainConfig` from a YAML mapping of its fields, with ``overrides`` (``None``
+    values ignored) applied on top. Relative ``data``/``data_root``/``output_dir``/
+    ``teacher_cache``/``model``/``teacher`` paths are taken as written (relative to the working
+    directory), like the CLI's other paths.
+
+    Raises:
+        ValueError: the file is missing or not YAML, a key is unknown, or a value is invalid
+            (one line naming the file and what to set).
+    """
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read the config ({e.strerror or e})") from e
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ValueError(f"{path}: not valid YAML{where}") from e
+    raw = raw or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a mapping of config keys, got {type(raw).__name__}")
+    for key in raw:
+        if key not in _FIELDS:
+            raise ValueError(f"{path}: unknown key {key!r} (see marc.training.config.TrainConfig)")
+    values = {**raw, **{k: v for k, v in overrides.items() if v is not None}}
+    for key in ("learning_rate", "epsilon", "beta", "tau", "alpha", "temperature", "top_p"):
+        if isinstance(values.get(key), str):  # YAML reads 1e-6 as a string
+            try:
+                values[key] = float(values[key])
+            except ValueError:
+                raise ValueError(f"{path}: {key} must be a number, got {values[key]!r}") from None
+    try:
+        return TrainConfig(**values)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: {e}") from e
