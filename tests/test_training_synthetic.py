@@ -152,3 +152,20 @@ def test_bad_arguments(tmp_path):
         make_task(tmp_path, size=55)
     with pytest.raises(ValueError, match="n_train"):
         make_task(tmp_path, n_train=-1)
+
+
+def test_fixed_options_list_the_same_options_and_the_pixels_still_decide(tmp_path):
+    from marc.training.synthetic import FIXED_OPTIONS
+
+    train, _ = make_task(tmp_path / "fixed", n_train=16, n_test=0, fixed_options=True)
+    samples = load_dataset(train)
+    assert Counter(s.answer for s in samples) == dict.fromkeys(LETTERS, 4)
+    for s in samples:
+        values = FIXED_OPTIONS[s.data_source]
+        assert s.options == tuple(f"{L}. {v}" for L, v in zip(LETTERS, values, strict=True))
+        assert ORACLE[s.data_source](_frames(s.path)) == values[LETTERS.index(s.answer)]
+    # a different option rule is a different task: the marker makes it regenerate
+    make_task(tmp_path / "fixed", n_train=16, n_test=0)
+    fixed = {k: tuple(f"{L}. {v}" for L, v in zip(LETTERS, vs, strict=True))
+             for k, vs in FIXED_OPTIONS.items()}  # fmt: skip
+    assert any(s.options != fixed[s.data_source] for s in load_dataset(train))

@@ -62,6 +62,24 @@ def clip_frames(vtest_avi, parts) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------ the tiny model
+def test_tiny_model_tokenizer_can_be_trained_on_a_task_corpus(parts, tmp_path):
+    from marc.agent.vlm.tiny import tiny_config, write_model
+
+    text = "What colour is the moving shape? Options: A. red B. green C. blue D. yellow"
+    write_model(tmp_path / "m", tiny_config(text={"vocab_size": 1024}), corpus=(text + "\n") * 50)
+    processor = load_processor(tmp_path / "m")
+    model = load_model(tmp_path / "m", Settings())
+    assert model.config.text_config.vocab_size == 1024
+    ids = processor.tokenizer(text)["input_ids"]
+    assert len(ids) < len(parts.processor.tokenizer(text)["input_ids"]) // 2
+    assert max(ids) < 1024 and processor.tokenizer.decode(ids) == text
+    # Qwen's special tokens keep their ids
+    for token in ("<|image_pad|>", "<|video_pad|>", "<|im_end|>"):
+        assert processor.tokenizer.convert_tokens_to_ids(token) == (
+            parts.processor.tokenizer.convert_tokens_to_ids(token)
+        )
+
+
 def test_tiny_model_is_a_saved_checkpoint_generated_once(parts, tmp_path):
     folder = parts.folder
     assert folder.name == TINY_VLM_DIRNAME

@@ -33,7 +33,7 @@ import hashlib
 import json
 import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +81,13 @@ QUESTIONS = {
 _VALUES: dict[str, tuple[str, ...]] = {
     "colour": tuple(COLOURS),
     "first": tuple(COLOURS),
+    "count": ("1", "2", "3", "4"),
+    "direction": DIRECTIONS,
+}
+#: ``fixed_options``: every question of a kind lists these four values, in this order.
+FIXED_OPTIONS: dict[str, tuple[str, ...]] = {
+    "colour": ("red", "green", "blue", "yellow"),
+    "first": ("red", "green", "blue", "yellow"),
     "count": ("1", "2", "3", "4"),
     "direction": DIRECTIONS,
 }
@@ -133,10 +140,13 @@ def _colour(rng: np.random.Generator, value: str, T: int, S: int) -> np.ndarray:
     return frames
 
 
-def _first(rng: np.random.Generator, value: str, T: int, S: int) -> tuple[np.ndarray, str]:
-    """Shape ``value`` enters at frame ``e1``, another colour at ``e2 >= e1 + 2``, each from a
-    side edge into its own half (top/bottom); both stay in view to the end."""
-    other = str(rng.choice([c for c in COLOURS if c != value]))
+def _first(
+    rng: np.random.Generator, value: str, T: int, S: int, palette: Sequence[str] | None = None
+) -> tuple[np.ndarray, str]:
+    """Shape ``value`` enters at frame ``e1``, another colour (of ``palette``, default all) at
+    ``e2 >= e1 + 2``, each from a side edge into its own half (top/bottom); both stay in view to
+    the end."""
+    other = str(rng.choice([c for c in (palette or COLOURS) if c != value]))
     frames, r = _blank(T, S), S / 8
     e1 = int(rng.integers(0, max(T // 4, 1)))
     e2 = min(e1 + 2 + int(rng.integers(0, max(T // 4, 1))), T - 2)
@@ -181,14 +191,30 @@ def _direction(rng: np.random.Generator, value: str, T: int, S: int) -> np.ndarr
 
 
 def render(kind: str, letter: int, value: str, rng: np.random.Generator, *, frames: int = 8,
-           size: int = 56) -> Clip:  # fmt: skip
+           size: int = 56, fixed_options: bool = False) -> Clip:  # fmt: skip
     """Render one question of ``kind`` whose answer is ``value`` at option ``LETTERS[letter]``.
 
     Distractors are other values of the kind (for "first", the second colour is always one).
+    With ``fixed_options`` the options are :data:`FIXED_OPTIONS` of the kind, in order, and
+    ``letter`` must be ``value``'s place among them.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown question kind {kind!r}; one of {', '.join(KINDS)}")
     T, S = frames, size
+    if fixed_options:
+        values = FIXED_OPTIONS[kind]
+        if value not in values or values.index(value) != letter:
+            raise ValueError(f"{value!r} is not option {LETTERS[letter]} of {kind!r}: {values}")
+        palette = values if kind == "first" else None
+        pixels = (
+            _first(rng, value, T, S, palette)[0]
+            if kind == "first"
+            else {"colour": _colour, "count": _count, "direction": _direction}[kind](
+                rng, value, T, S
+            )
+        )
+        options = tuple(f"{L}. {v}" for L, v in zip(LETTERS, values, strict=True))
+        return Clip(kind, pixels, options, LETTERS[letter], value)
     if kind == "first":
         pixels, other = _first(rng, value, T, S)
         pool = [c for c in _VALUES[kind] if c not in (value, other)]
@@ -213,10 +239,13 @@ def _plan(i: int) -> tuple[str, int, int]:
     return KINDS[k], (k + m) % 4, m + m // 4
 
 
-def _sample(seed: int, split: str, i: int, frames: int, size: int) -> Clip:
+def _sample(seed: int, split: str, i: int, frames: int, size: int, fixed: bool = False) -> Clip:
     kind, letter, v = _plan(i)
-    values = _VALUES[kind]
     rng = np.random.default_rng([seed, _SPLITS[split], i])
+    if fixed:  # the value is the letter's: balanced letters are balanced values
+        value = FIXED_OPTIONS[kind][letter]
+        return render(kind, letter, value, rng, frames=frames, size=size, fixed_options=True)
+    values = _VALUES[kind]
     return render(kind, letter, values[v % len(values)], rng, frames=frames, size=size)
 
 
@@ -264,6 +293,7 @@ def make_task(
     frames: int = 8,
     size: int = 56,
     fps: float = 4,
+    fixed_options: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Path, Path]:
     """Write the task under ``out_dir``: clips in ``videos/``, ``train.json`` and ``test.json``.
@@ -276,6 +306,10 @@ def make_task(
         n_train, n_test: Questions per split (multiples of 16 balance kinds x letters exactly).
         seed: Seed of both splits (the test split uses a disjoint stream).
         frames, size, fps: Frames per clip, side in pixels, frame rate (8 frames at 4 fps: 2 s).
+        fixed_options: List the same four options in the same order for every question of a
+            kind (:data:`FIXED_OPTIONS`), so the letter follows from the pixels alone; by default
+            options are shuffled and the answer must be matched against the options' text (a
+            harder, compositional task that tiny models trained for minutes do not learn).
         progress: Called with ``(clips done, clips total)`` while encoding.
 
     Returns:
@@ -292,6 +326,8 @@ def make_task(
         "format": _FORMAT, "n_train": n_train, "n_test": n_test, "seed": seed,
         "frames": frames, "size": size, "fps": fps,
     }  # fmt: skip
+    if fixed_options:  # (absent otherwise: tasks made before the option keep their marker)
+        params["fixed_options"] = True
     marker, paths = out / _MARKER, (out / "train.json", out / "test.json")
     if marker.is_file() and all(p.is_file() for p in paths):
         try:
@@ -307,7 +343,7 @@ def make_task(
 
     def make(job: tuple[str, int]) -> tuple[str, int, Clip]:
         split, i = job
-        clip = _sample(seed, split, i, frames, size)
+        clip = _sample(seed, split, i, frames, size, fixed_options)
         _encode(clip, videos / clip.name, fps)
         return split, i, clip
 
