@@ -160,3 +160,26 @@ def test_c_grpo_reward_is_picklable_and_validated():
         reward("multiple choice", SOL, [GOOD], a_full=1.0, data_type="audio")
     with pytest.raises(ValueError, match="no completions"):
         reward("multiple choice", SOL, [], a_full=1.0)
+
+
+def test_the_maintenance_bonus_cancels_in_binary_groups_but_not_with_the_format_reward():
+    """The C-GRPO bonus is one constant for a group's correct completions: with a binary reward
+    it only scales the group's two values, which (R - mean) / std undoes; with the format reward
+    (a third component) the advantages change."""
+    solution = "<answer>B</answer>"
+    answers = ["B", "C", "B", "D", "B", "A", "C", "C"]
+    plain = [f"<answer>{a}</answer>" for a in answers]
+    a_full = 0.5  # eta = (3/8) / 0.5 = 0.75 > tau: the bonus is 0.15
+    c_grpo = CGRPOReward(format_weight=0.0)("multiple choice", solution, plain, a_full)
+    grpo = CGRPOReward(format_weight=0.0, compression_reward=False)(
+        "multiple choice", solution, plain, a_full
+    )
+    assert c_grpo.maintenance == pytest.approx(0.15) and c_grpo.rewards != grpo.rewards
+    a, b = group_advantages(c_grpo.rewards, 8), group_advantages(grpo.rewards, 8)
+    assert torch.allclose(a, b, atol=1e-3)
+    # half of the completions in the reasoning format: now the bonus re-weights the update
+    mixed = [f"<think>x</think>{p}" if i % 2 else p for i, p in enumerate(plain)]
+    c_grpo = CGRPOReward()("multiple choice", solution, mixed, a_full)
+    grpo = CGRPOReward(compression_reward=False)("multiple choice", solution, mixed, a_full)
+    a, b = group_advantages(c_grpo.rewards, 8), group_advantages(grpo.rewards, 8)
+    assert not torch.allclose(a, b, atol=1e-2)
