@@ -531,7 +531,8 @@ def _verdict(results: dict) -> str:
         f"{head} ({'; '.join(parts)}). The teacher reads {t['full']:.1f} % from all frames and "
         f"{t['compressed']:.1f} % from the one-frame compressed input; both methods recover part "
         "of the gap. Here the reward is binary (no reasoning format), so C-GRPO's maintenance term "
-        "cannot change the update (see "C-GRPO and GRPO" below), and RL learns from the student's own samples "
+        "cannot change the update (see 'C-GRPO and GRPO' below), "
+        "and RL learns from the student's own samples "
         "what SFT is told directly."
     )
 
