@@ -221,17 +221,12 @@ def calibrate_vision(folder: Path, samples, plan: dict) -> dict:
     import torch
 
     from marc.agent.vlm.loading import load_model, load_processor
-    from marc.agent.vlm.transformers_backend import TransformersBackend
-    from marc.agent.vlm.vision import VisionTower
     from marc.memory.settings import Settings
     from marc.training.inputs import InputBuilder
 
     settings = Settings()
-    processor = load_processor(folder)
     model = load_model(folder, settings)
-    backend = TransformersBackend(model, processor)
-    vision = VisionTower(backend.visual, processor, frame_pixels=settings.vlm_frame_pixels)
-    builder = InputBuilder(backend, vision, settings)
+    builder = InputBuilder.for_model(model, load_processor(folder), settings)
     frames = plan["task"]["frames"]
     rows = torch.cat(
         [builder.prepare(s, "full", frames=frames).prompt.visuals[0].embeds for s in samples]

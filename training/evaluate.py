@@ -183,15 +183,10 @@ def _load_data(data: Sequence[Path], limit: int | None) -> dict[str, list[Sample
 def _load_builder(settings: Settings):
     """The answer model (transformers, in this process) wrapped in an :class:`InputBuilder`."""
     from marc.agent.vlm.loading import load_model, load_processor, model_dir
-    from marc.agent.vlm.transformers_backend import TransformersBackend
-    from marc.agent.vlm.vision import VisionTower
     from marc.training.inputs import InputBuilder
 
     folder = model_dir(settings)
-    processor = load_processor(folder)
-    backend = TransformersBackend(load_model(folder, settings), processor)
-    vision = VisionTower(backend.visual, processor, frame_pixels=settings.vlm_frame_pixels)
-    return InputBuilder(backend, vision, settings)
+    return InputBuilder.for_model(load_model(folder, settings), load_processor(folder), settings)
 
 
 class _Memory:

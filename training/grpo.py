@@ -133,8 +133,6 @@ class GRPOTrainer(Trainer):
         reward: Callable[..., RolloutRewards] | None = None,
     ) -> None:
         from marc.agent.vlm.loading import load_processor
-        from marc.agent.vlm.transformers_backend import TransformersBackend
-        from marc.agent.vlm.vision import VisionTower
         from marc.training.inputs import InputBuilder
 
         super().__init__(config, samples=samples)
@@ -153,12 +151,10 @@ class GRPOTrainer(Trainer):
             self.teacher = self.ref  # the same frozen weights: load them once
         else:
             self.teacher = load_frozen(teacher_dir, self.settings)
-        t_processor = load_processor(teacher_dir)
-        self.teacher_backend = TransformersBackend(self.teacher, t_processor)
-        t_vision = VisionTower(
-            self.teacher_backend.visual, t_processor, frame_pixels=c.frame_pixels
+        self.teacher_inputs = InputBuilder.for_model(
+            self.teacher, load_processor(teacher_dir), self.settings
         )
-        self.teacher_inputs = InputBuilder(self.teacher_backend, t_vision, self.settings)
+        self.teacher_backend = self.teacher_inputs.backend
         self.teacher_prompts = PromptCache()
         self.teacher_id = _fingerprint(teacher_dir)
         self.teacher_setting = (

@@ -62,6 +62,17 @@ class InputBuilder:
         self.settings = settings or Settings()
         self._answerers: dict[int, Answerer] = {}
 
+    @classmethod
+    def for_model(cls, model, processor, settings: Settings) -> InputBuilder:
+        """The builder of a loaded ``Qwen2_5_VLForConditionalGeneration``: its transformers
+        backend and its own vision tower at ``settings.vlm_frame_pixels``."""
+        from marc.agent.vlm.transformers_backend import TransformersBackend
+        from marc.agent.vlm.vision import VisionTower
+
+        backend = TransformersBackend(model, processor)
+        vision = VisionTower(backend.visual, processor, frame_pixels=settings.vlm_frame_pixels)
+        return cls(backend, vision, settings)
+
     def _answerer(self, frames: int) -> Answerer:
         from marc.agent.vlm.answerer import Answerer
 

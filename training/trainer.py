@@ -102,8 +102,6 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, *, samples: list[Sample] | None = None) -> None:
         from marc.agent.vlm.loading import load_model, load_processor
-        from marc.agent.vlm.transformers_backend import TransformersBackend
-        from marc.agent.vlm.vision import VisionTower
         from marc.training.inputs import InputBuilder
 
         self.config = config
@@ -124,11 +122,9 @@ class Trainer:
         self.tokenizer = self.processor.tokenizer
         self.model = load_model(start_dir, self.settings)
         self.model.model.visual.requires_grad_(False)  # frozen: visual rows are precomputed
-        self.backend = TransformersBackend(self.model, self.processor)
-        self.vision = VisionTower(
-            self.backend.visual, self.processor, frame_pixels=config.frame_pixels
-        )
-        self.inputs = InputBuilder(self.backend, self.vision, self.settings)
+        # (train_settings carries config.frame_pixels as vlm_frame_pixels)
+        self.inputs = InputBuilder.for_model(self.model, self.processor, self.settings)
+        self.backend = self.inputs.backend
         self.prompts = PromptCache()
 
         params = [p for n, p in self.model.named_parameters() if p.requires_grad]
