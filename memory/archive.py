@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -59,8 +60,16 @@ class Archive:
         return self.retriever.search(query, k, **filters)
 
     def segment(self, path: Path) -> dict[str, Any]:
-        """Cut one video into events without storing anything (the ``marc segment`` JSON)."""
+        """Cut one video into events without storing anything (the ``marc segment`` JSON).
+
+        ``seconds`` is the wall time from the first byte decoded to the events (TransNetV2's one-off
+        load, in the first window the gate lets through, is excluded: ``load_seconds``),
+        ``frames_per_second`` the frames over it; ``windows``/``evaluated`` count TransNetV2's
+        windows and those the gate let run.
+        """
+        start = time.perf_counter()
         decoded, seg = segment_video(path, self.settings)
+        seconds = time.perf_counter() - start - seg.load_seconds
         decoded.close()
         return {
             "video": str(path),
@@ -72,6 +81,11 @@ class Archive:
                 {"start_s": e.span.start_s, "end_s": e.span.end_s, "boundary": e.boundary}
                 for e in seg.events
             ],
+            "seconds": seconds,
+            "load_seconds": seg.load_seconds,
+            "frames_per_second": seg.frames / seconds if seconds > 0 else 0.0,
+            "windows": seg.windows,
+            "evaluated": seg.evaluated,
         }
 
     def events(self, video: Path | None = None) -> list[dict[str, Any]]:

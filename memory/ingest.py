@@ -8,7 +8,8 @@ For each video file::
       │
     claim: videos.status = pending  (committed)
       │
-    probe + decode once (ffmpeg) ─> segment (TransNetV2 cuts + activity + max length)
+    probe + decode once (ffmpeg) ─> segment as frames arrive (TransNetV2 cuts behind the
+      │                               change gate + activity + max length)
       │                          ─> embed N frames per event, event vector = normalised mean
     vectors upserted, durable      (deterministic ids: a repeat overwrites, never duplicates)
       │
@@ -24,7 +25,9 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -40,10 +43,10 @@ from marc.memory.discover import camera_for, discover, recorded_at
 from marc.memory.encoders import Encoder, event_vector
 from marc.memory.errors import MediaError, StoreError
 from marc.memory.fingerprint import event_id, fingerprint, path_video_id, video_id
-from marc.memory.media import Decoded, decode, probe
+from marc.memory.media import Decoded, VideoInfo, decode, probe
 from marc.memory.parts import ArchiveParts
 from marc.memory.process import pid_alive
-from marc.memory.segment import Segmentation, segment
+from marc.memory.segment import ChangeGate, Segmentation, SegmentStream
 from marc.memory.settings import Settings
 from marc.memory.stores import EventPoint
 from marc.memory.timeline import Span
@@ -81,22 +84,26 @@ class IngestReport:
         }
 
 
-def segment_decoded(decoded: Decoded, settings: Settings) -> Segmentation:
-    """Cut decoded frames into events with the segmentation ``settings``."""
-    return segment(
-        decoded.small,
-        decoded.fps,
+def segment_stream(fps: float, settings: Settings) -> SegmentStream:
+    """A :class:`SegmentStream` for a video at ``fps`` with the segmentation ``settings``."""
+    gate = ChangeGate(settings.gate_threshold) if settings.gate_threshold > 0 else None
+    return SegmentStream(
+        fps,
         cut_threshold=settings.cut_threshold,
         max_event_s=settings.max_event_s,
         min_event_s=settings.min_event_s,
         device=settings.device,
+        runtime=settings.segment_runtime,
+        gate=gate,
     )
 
 
 def segment_video(path: Path, settings: Settings) -> tuple[Decoded, Segmentation]:
-    """Decode ``path`` once and cut it into events, storing nothing."""
-    decoded = decode(path, image_size=32, sample_fps=0.5)
-    return decoded, segment_decoded(decoded, settings)
+    """Decode ``path`` once and cut it into events as it decodes, storing nothing."""
+    info = probe(path)
+    stream = segment_stream(info.fps, settings)
+    decoded = decode(path, image_size=32, sample_fps=0.5, info=info, on_small=stream.feed)
+    return decoded, stream.finish()
 
 
 def embed_spans(
@@ -126,6 +133,26 @@ def embed_spans(
     embs = encoder.embed_images(np.asarray(decoded.samples[unique]))
     row = {i: r for r, i in enumerate(unique)}
     return [event_vector(embs[[row[i] for i in p]]) for p in picks]
+
+
+@dataclass
+class _Claimed:
+    """A file this run has claimed (``videos.status = pending``) and will decode and store."""
+
+    path: Path
+    spath: str  # absolute path, the catalog's key
+    st: os.stat_result
+    fp: str  # content fingerprint
+    vid: str
+    key: str  # segmentation key
+    camera: str | None
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
+class _Pending:
+    claimed: _Claimed
+    future: Future
 
 
 class Ingestor(ArchiveParts):
@@ -193,23 +220,37 @@ class Ingestor(ArchiveParts):
         run_id = self._start_run(
             [str(p) for p in paths] + ([f"--camera={camera}"] if camera else [])
         )
+        # Two files in flight at most: while one is embedded and stored here, the next one is
+        # decoded and segmented on a worker thread (ffmpeg on one core, the network on the
+        # other). Everything that touches the catalog's claims happens on this thread, in file
+        # order; the worker only reads the file.
         try:
-            for path in files:
-                progress("file", path=path)
+            pending: _Pending | None = None
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="marc-decode") as pool:
                 try:
-                    added = self._ingest_file(path, camera, run_id, progress)
-                except MediaError as e:  # this file's problem: report it, go on with the rest
-                    report.failed.append(Failure(str(path), e.problem))
-                    progress("result", path=path, outcome="failed", error=e.problem)
-                    continue
-                # any other MarcError (model, store, catalog) would fail every file: it ends the run
-                if added is None:
-                    report.skipped += 1
-                    progress("result", path=path, outcome="skipped")
-                else:
-                    report.ingested += 1
-                    report.events_added += added
-                    progress("result", path=path, outcome="ingested", events=added)
+                    for path in files:
+                        progress("file", path=path)
+                        try:
+                            claimed = self._prepare(path, camera, run_id, progress)
+                        except MediaError as e:
+                            self._report(report, path, e, progress)
+                            continue
+                        if claimed is None:
+                            report.skipped += 1
+                            progress("result", path=path, outcome="skipped")
+                            continue
+                        self.encoder  # noqa: B018 - loaded here, not raced for by the worker
+                        progress("stage", path=path, stage="decode")
+                        nxt = _Pending(claimed, pool.submit(self._decode, claimed))
+                        if pending is not None:
+                            self._finish(pending, report, progress)
+                        pending = nxt
+                    if pending is not None:
+                        self._finish(pending, report, progress)
+                        pending = None
+                finally:
+                    if pending is not None:  # interrupted: stop the worker's ffmpeg at once
+                        pending.claimed.cancel.set()
         finally:
             if report.ingested:  # Qdrant Edge builds its HNSW index only when asked
                 self.store.optimize(self.collection)
@@ -221,10 +262,28 @@ class Ingestor(ArchiveParts):
                 run.failed, run.events_added = len(report.failed), report.events_added
         return report
 
-    def _ingest_file(
+    def _report(self, report: IngestReport, path: Path, e: MediaError, progress: Progress) -> None:
+        """A file's own problem: reported, and the run goes on with the rest. (Any other
+        MarcError, of a model, the store or the catalog, would fail every file: it ends the run.)"""
+        report.failed.append(Failure(str(path), e.problem))
+        progress("result", path=path, outcome="failed", error=e.problem)
+
+    def _finish(self, pending: _Pending, report: IngestReport, progress: Progress) -> None:
+        """Wait for ``pending``'s decode, then embed and store it (this thread)."""
+        path = pending.claimed.path
+        try:
+            added = self._store(pending.claimed, pending.future, progress)
+        except MediaError as e:
+            self._report(report, path, e, progress)
+            return
+        report.ingested += 1
+        report.events_added += added
+        progress("result", path=path, outcome="ingested", events=added)
+
+    def _prepare(
         self, path: Path, camera: str | None, run_id: int, progress: Progress
-    ) -> int | None:
-        """Ingest one file: number of events added, or ``None`` when it was already stored."""
+    ) -> _Claimed | None:
+        """Stat, hash and claim one file; ``None`` when it is already stored (or busy)."""
         spath = str(path.absolute())
         key = self.settings.segmentation_key()
         try:
@@ -255,13 +314,32 @@ class Ingestor(ArchiveParts):
             if claim == "busy":
                 progress("stage", path=path, stage="busy")
             return None
+        return _Claimed(path, spath, st, fp, vid, key, camera)
 
+    def _decode(self, c: _Claimed) -> tuple[VideoInfo, Decoded, Segmentation]:
+        """Probe, decode and segment a claimed file (the worker thread: reads the file only)."""
+        info = probe(c.path)
+        # the small frames go straight from ffmpeg into segmentation, as they are decoded
+        stream = segment_stream(info.fps, self.settings)
+
+        def feed(frames: np.ndarray) -> None:
+            if c.cancel.is_set():
+                raise MediaError(c.path, "ingest interrupted")
+            stream.feed(frames)
+
+        decoded = self.decode_for_encoder(c.path, info, on_small=feed)
         try:
-            progress("stage", path=path, stage="decode")
-            info = probe(path)
-            with self.decode_for_encoder(path, info) as decoded:
-                progress("stage", path=path, stage="segment")
-                seg = segment_decoded(decoded, self.settings)
+            return info, decoded, stream.finish()
+        except BaseException:
+            decoded.close()
+            raise
+
+    def _store(self, c: _Claimed, future: Future, progress: Progress) -> int:
+        """Embed and store a decoded file; the number of events added."""
+        path, spath, st, fp, vid, key = c.path, c.spath, c.st, c.fp, c.vid, c.key
+        try:
+            info, decoded, seg = future.result()
+            with decoded:
                 progress("stage", path=path, stage="embed")
                 vectors = self._embed(decoded, seg)
         except MediaError as e:
@@ -272,7 +350,7 @@ class Ingestor(ArchiveParts):
             raise
 
         origin, origin_source = recorded_at(path, info)
-        cam = camera_for(path, camera)
+        cam = camera_for(path, c.camera)
         events = [
             Event(
                 id=event_id(fp, key, ev.index),

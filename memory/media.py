@@ -10,7 +10,11 @@ at once, read concurrently by two threads:
   image encoder consumes.
 
 Times are seconds from the first decoded frame. A stream larger than ``spill_bytes`` goes to a
-memory-mapped temp file instead of RAM. Probing (:func:`probe`, :class:`VideoInfo`) lives in
+memory-mapped temp file instead of RAM. With ``on_small``, the small frames are not kept at all:
+each piece is handed to the callback as ffmpeg produces it (the ingest feeds them straight into
+a :class:`~marc.memory.segment.SegmentStream`), so segmentation runs while ffmpeg decodes, on the
+other core, and the memory it takes does not grow with the video's length; a slow consumer
+simply makes ffmpeg wait on the pipe. Probing (:func:`probe`, :class:`VideoInfo`) lives in
 :mod:`marc.memory.probe` and is re-exported here.
 """
 
@@ -22,6 +26,7 @@ import os
 import subprocess
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -59,10 +64,13 @@ __all__ = [
 #: TransNetV2's input frame size, (height, width).
 SMALL_HW = (27, 48)
 #: Above this many bytes a decoded stream is written to a memory-mapped temp file instead of RAM.
-SPILL_BYTES = 256 << 20
+SPILL_BYTES = 64 << 20
 #: A decode that yields less than this share of the container duration (and misses more than
 #: ``_TRUNCATED_MIN_S`` seconds) is reported as truncated.
 _TRUNCATED_SHARE, _TRUNCATED_MIN_S = 0.9, 1.0
+#: Small frames handed to ``on_small`` at most at once (~1 MB); pieces go out as soon as 25
+#: frames are there, so the consumer works while ffmpeg decodes.
+PIECE_FRAMES = 250
 # Decoder threads. Ingest decodes a file before it segments and embeds it, so use the cores
 # (2 vs 1 thread: ~1200 vs ~1000 frames/s on 640x360 H.264, 2 cores; "auto" was slower).
 _THREADS = min(os.cpu_count() or 2, 8)
@@ -127,6 +135,38 @@ class _FrameSink:
             os.unlink(name)
 
 
+class _StreamSink:
+    """Hands one raw frame stream to ``consume`` in whole frames, keeping none of them."""
+
+    def __init__(self, frame_shape: tuple[int, ...], consume: Callable[[np.ndarray], None]):
+        self.shape, self.consume = frame_shape, consume
+        self.frame_bytes = math.prod(frame_shape)
+        self.n = 0  # frames handed over
+        self.error: BaseException | None = None
+
+    def drain(self, src: BinaryIO) -> None:
+        chunk = bytearray(PIECE_FRAMES * self.frame_bytes)
+        view, have = memoryview(chunk), 0
+        read = getattr(src, "readinto1", src.readinto)  # a buffered reader would fill it all
+        while k := read(view[have:]):
+            have += k
+            whole = have - have % self.frame_bytes
+            if whole and (have == len(chunk) or whole >= self.frame_bytes * 25):
+                self._hand(chunk, whole)
+                chunk[: have - whole] = chunk[whole:have]
+                have -= whole
+        if have >= self.frame_bytes:
+            self._hand(chunk, have - have % self.frame_bytes)
+
+    def _hand(self, chunk: bytearray, nbytes: int) -> None:
+        frames = np.frombuffer(chunk, np.uint8, nbytes).reshape(-1, *self.shape).copy()
+        self.consume(frames)
+        self.n += len(frames)
+
+    def array(self) -> np.ndarray:
+        return np.empty((0, *self.shape), np.uint8)
+
+
 @dataclass(eq=False)
 class Decoded:
     """One decoded video, ready for segmentation and embedding.
@@ -134,10 +174,12 @@ class Decoded:
     Attributes:
         info: the probe this decode used.
         fps: the constant frame rate of ``small``: frame ``i`` is at ``i / fps`` seconds.
-        small: ``uint8 [T, 27, 48, 3]`` RGB, every frame (TransNetV2's input).
+        small: ``uint8 [T, 27, 48, 3]`` RGB, every frame (TransNetV2's input); empty when
+            :func:`decode` handed them to ``on_small`` instead.
         samples: ``uint8 [S, image_size, image_size, 3]`` RGB encoder frames, ``sample_fps`` a
             second (at least one); an ``np.memmap`` for long videos (``spill_bytes``).
         sample_times: ``float64 [S]`` seconds of each sample, increasing.
+        frames: T, the number of decoded frames.
     """
 
     info: VideoInfo
@@ -145,11 +187,7 @@ class Decoded:
     small: np.ndarray
     samples: np.ndarray
     sample_times: np.ndarray
-
-    @property
-    def frames(self) -> int:
-        """T, the number of decoded frames."""
-        return len(self.small)
+    frames: int
 
     @property
     def duration_s(self) -> float:
@@ -255,6 +293,7 @@ def decode(
     spill_bytes: int = SPILL_BYTES,
     resize_mode: str = "shortest",
     interpolation: str = "bicubic",
+    on_small: Callable[[np.ndarray], None] | None = None,
 ) -> Decoded:
     """Decode ``path`` once into TransNetV2 frames and encoder samples (one ffmpeg process).
 
@@ -270,6 +309,10 @@ def decode(
             geometry) or ``"squash"`` (whole frame scaled to a square: PE-Core's); pass the
             encoder's ``resize_mode`` so samples match what it was trained on.
         interpolation: ffmpeg scaler, ``"bicubic"`` or ``"bilinear"``.
+        on_small: if given, called with each piece of small frames (uint8 ``[N, 27, 48, 3]``,
+            in order, from a reader thread) as ffmpeg produces them; they are then not kept
+            (``Decoded.small`` is empty). An exception it raises stops ffmpeg and is raised here
+            (a :class:`MediaError` as is, anything else wrapped in one).
 
     Raises:
         MediaError: ffmpeg failed, no frame decoded, or the decode stopped far short of the
@@ -282,7 +325,9 @@ def decode(
         raise ValueError(f"need sample_fps > 0 and image_size > 0, got {sample_fps}, {image_size}")
     expect = math.ceil(info.duration_s * info.fps) + 2
     sinks = (
-        _FrameSink((*SMALL_HW, 3), expect, spill_bytes, tmp_dir),
+        _FrameSink((*SMALL_HW, 3), expect, spill_bytes, tmp_dir)
+        if on_small is None
+        else _StreamSink((*SMALL_HW, 3), on_small),
         _FrameSink(
             (image_size, image_size, 3),
             math.ceil(info.duration_s * sample_fps) + 2,
@@ -309,7 +354,7 @@ def decode(
         os.close(write_fd)
     stderr: list[bytes] = []
 
-    def run(sink: _FrameSink, src: BinaryIO) -> None:
+    def run(sink: _FrameSink | _StreamSink, src: BinaryIO) -> None:
         try:
             with src:
                 sink.drain(src)
@@ -334,19 +379,24 @@ def decode(
     rc = proc.wait()
     small, samples = sinks[0].array(), sinks[1].array()
     for sink in sinks:
+        if isinstance(sink.error, MediaError):
+            raise sink.error
         if sink.error is not None:
             raise MediaError(path, f"reading ffmpeg's output failed: {sink.error}") from sink.error
+    n_small = len(small) if on_small is None else sinks[0].n
     problem = ffmpeg_problem(stderr[0].decode("utf-8", "replace"))
-    if len(small) == 0 or len(samples) == 0:
+    if n_small == 0 or len(samples) == 0:
         raise MediaError(path, "no video frame could be decoded" + (f" ({problem})" if rc else ""))
     if rc != 0:
         raise MediaError(path, f"ffmpeg failed: {problem}")
-    decoded_s = len(small) / info.fps
+    decoded_s = n_small / info.fps
     missing = info.duration_s - decoded_s
     if decoded_s < _TRUNCATED_SHARE * info.duration_s and missing > _TRUNCATED_MIN_S:
         raise MediaError(path, f"truncated: decoded {decoded_s:.1f} s of {info.duration_s:.1f} s")
-    index = sample_frames(len(small), info.fps, sample_fps)
+    index = sample_frames(n_small, info.fps, sample_fps)
     if len(index) != len(samples):  # cannot happen unless ffmpeg's select diverges from ours
         raise MediaError(path, f"decoded {len(samples)} samples, expected {len(index)}")
     times = index / info.fps
-    return Decoded(info=info, fps=info.fps, small=small, samples=samples, sample_times=times)
+    return Decoded(
+        info=info, fps=info.fps, small=small, samples=samples, sample_times=times, frames=n_small
+    )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 from marc.memory.catalog import Catalog
 from marc.memory.encoders import Encoder, load_encoder
@@ -48,9 +51,15 @@ class ArchiveParts:
         """The current encoder's collection: where its vectors go, the only one searched."""
         return self.store.collection_name(self.encoder.name, self.encoder.dim)
 
-    def decode_for_encoder(self, path: Path | str, info: VideoInfo) -> Decoded:
+    def decode_for_encoder(
+        self,
+        path: Path | str,
+        info: VideoInfo,
+        on_small: Callable[[np.ndarray], None] | None = None,
+    ) -> Decoded:
         """Decode ``path`` once into the encoder's input frames (its size, resize mode and
-        interpolation) at ``MARC_SAMPLE_FPS``, plus the small frames segmentation reads."""
+        interpolation) at ``MARC_SAMPLE_FPS``, plus the small frames segmentation reads
+        (handed to ``on_small`` as they are decoded, if given; see :func:`decode`)."""
         enc = self.encoder
         return decode(
             path,
@@ -60,6 +69,7 @@ class ArchiveParts:
             tmp_dir=self.settings.home / "tmp",
             resize_mode=enc.resize_mode,
             interpolation=enc.interpolation,
+            on_small=on_small,
         )
 
     def close(self) -> None:

@@ -16,6 +16,8 @@ import platformdirs
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from marc.memory.segment.gate import THRESHOLD as GATE_THRESHOLD
+
 #: The paper's embedding model (Perception Encoder, PE-Core-B/16) as open_clip names it on the hub.
 PE_CORE_B16 = "hf-hub:timm/PE-Core-B-16"
 #: The answer model until a C-GRPO checkpoint is trained: the paper's student architecture.
@@ -67,6 +69,17 @@ class Settings(BaseSettings):
     )
     min_event_s: float = Field(
         2.0, ge=0, description="Shortest stretch an activity boundary may create (hysteresis hold)."
+    )
+    gate_threshold: float = Field(
+        GATE_THRESHOLD,
+        ge=0,
+        description="Change (grey levels) below which TransNetV2 windows are skipped; 0 runs every "
+        "window. The default gives the ungated cuts on all test footage (bench/segmentation.md).",
+    )
+    segment_runtime: Literal["auto", "openvino", "torch"] = Field(
+        "auto",
+        description="Where TransNetV2 runs: `auto` (OpenVINO on CPU when installed, else PyTorch), "
+        "`openvino` or `torch`; same probabilities within 1e-6.",
     )
     # Embedding.
     frames_per_event: int = Field(8, ge=1, description="N frames sampled evenly inside each event.")
@@ -211,4 +224,6 @@ class Settings(BaseSettings):
             "max_event_s": self.max_event_s,
             "min_event_s": self.min_event_s,
         }
+        if self.gate_threshold > GATE_THRESHOLD:  # a higher gate may skip a transition
+            params["gate_threshold"] = self.gate_threshold
         return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]

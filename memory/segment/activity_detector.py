@@ -96,8 +96,24 @@ def motion_energy(
     pair = np.empty(T - lag, dtype=np.float32)  # pair[i] compares frames i and i + lag
     for a in range(0, T - lag, chunk):
         b = min(a + chunk, T - lag)
-        gray = frames[a : b + lag].astype(np.float32) @ LUMA  # [b - a + lag, H, W]
-        pair[a:b] = np.abs(gray[lag:] - gray[:-lag]).mean(axis=(1, 2))
+        pair[a:b] = pair_energy(luma(frames[a : b + lag]), lag)
+    return smooth_energy(pair, T, fps, lag, smooth_s)
+
+
+def luma(frames: np.ndarray) -> np.ndarray:
+    """float32 ``[N, H, W]`` BT.601 luma of uint8 ``[N, H, W, 3]`` RGB."""
+    return frames.astype(np.float32) @ LUMA
+
+
+def pair_energy(gray: np.ndarray, lag: int) -> np.ndarray:
+    """float32 ``[N - lag]``: mean ``|gray[i + lag] - gray[i]|`` of consecutive luma frames."""
+    return np.abs(gray[lag:] - gray[:-lag]).mean(axis=(1, 2))
+
+
+def smooth_energy(pair: np.ndarray, T: int, fps: float, lag: int, smooth_s: float) -> np.ndarray:
+    """Per-frame energy ``[T]`` from the pair differences ``[T - lag]`` (see the module docs)."""
+    if lag >= T:
+        return np.zeros(T, dtype=np.float32)
     # place pair i at frame i + ceil(lag / 2) (for lag 1: the frame where the change shows)
     off = (lag + 1) // 2
     energy = np.pad(pair, (off, lag - off), mode="edge")  # [T]
@@ -105,6 +121,30 @@ def motion_energy(
     padded = np.pad(energy, (w // 2, w - 1 - w // 2), mode="edge")  # [T + w - 1]
     windows = np.lib.stride_tricks.sliding_window_view(padded, w)  # [T, w] view, no copy
     return np.median(windows, axis=1).astype(np.float32)  # [T] centred median over w frames
+
+
+class MotionEnergyStream:
+    """:func:`motion_energy` over frames that arrive in pieces: the pair differences are
+    computed as frames come (keeping only the last ``lag`` luma frames), the median at the end.
+    The result equals :func:`motion_energy` of the whole array."""
+
+    def __init__(self, fps: float, *, lag_s: float = LAG_S, smooth_s: float = SMOOTH_S) -> None:
+        self.fps, self.smooth_s = check_fps(fps), smooth_s
+        self.lag = max(1, round(lag_s * self.fps))
+        self.gray = np.empty((0, 27, 48), np.float32)  # the last lag frames
+        self.pairs: list[np.ndarray] = []
+        self.n = 0
+
+    def feed(self, frames: np.ndarray) -> None:
+        gray = np.concatenate([self.gray, luma(frames)])
+        if len(gray) > self.lag:
+            self.pairs.append(pair_energy(gray, self.lag))
+        self.gray = gray[-self.lag :]
+        self.n += len(frames)
+
+    def finish(self) -> np.ndarray:
+        pair = np.concatenate(self.pairs) if self.pairs else np.zeros(0, np.float32)
+        return smooth_energy(pair, self.n, self.fps, self.lag, self.smooth_s)
 
 
 def thresholds(energy: np.ndarray, fps: float) -> tuple[float, float]:
@@ -186,7 +226,10 @@ class ActivityDetector(BoundaryDetector):
     def active(self, frames: np.ndarray, fps: float) -> np.ndarray:
         """bool ``[T]``: the activity state of every frame, consistent with :meth:`boundaries`."""
         fps = check_fps(fps)
-        energy = self.energy(frames, fps)
+        return self.active_from_energy(self.energy(frames, fps), fps)
+
+    def active_from_energy(self, energy: np.ndarray, fps: float) -> np.ndarray:
+        """bool ``[T]``: :meth:`active` from the video's motion ``energy`` (float32 ``[T]``)."""
         T = len(energy)
         hold = max(1, round(self.min_event_s * fps))
         state = hysteresis(energy, *thresholds(energy, fps), hold=hold)
@@ -197,8 +240,17 @@ class ActivityDetector(BoundaryDetector):
 
     def boundaries(self, frames: np.ndarray, fps: float) -> list[int]:
         """Frames where the activity state changes (first frame of the new state)."""
-        state = self.active(frames, fps)
+        return self.boundaries_from_energy(self.energy(frames, check_fps(fps)), fps)
+
+    def boundaries_from_energy(self, energy: np.ndarray, fps: float) -> list[int]:
+        """:meth:`boundaries` from the video's motion ``energy`` (e.g. a
+        :class:`MotionEnergyStream`'s, with this detector's ``lag_s`` and ``smooth_s``)."""
+        state = self.active_from_energy(energy, check_fps(fps))
         return (np.flatnonzero(state[1:] != state[:-1]) + 1).tolist()
+
+    def stream(self, fps: float) -> MotionEnergyStream:
+        """A :class:`MotionEnergyStream` with this detector's settings."""
+        return MotionEnergyStream(fps, lag_s=self.lag_s, smooth_s=self.smooth_s)
 
     def __repr__(self) -> str:
         return f"ActivityDetector(min_event_s={self.min_event_s})"

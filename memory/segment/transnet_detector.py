@@ -25,12 +25,16 @@ import contextlib
 import functools
 import os
 import random
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from .detector import BoundaryDetector, check_frames
+from .gate import LAG, ChangeGate, block_means, change
+from .transnet_runtime import RUNTIMES, Runtime, default_cache_dir, load_runtime
 
 WINDOW = 100  # frames the network sees at once
 STEP = 50  # windows overlap by half; each keeps only its centre
@@ -101,18 +105,6 @@ def default_threads() -> int:
     return max(1, min(torch.get_num_threads(), usable))
 
 
-@contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    before = torch.get_num_threads()
-    if n != before:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
-
-
 def cuts_from_predictions(predictions: np.ndarray, threshold: float = 0.5) -> list[int]:
     """Cut frames from single-frame transition probabilities, exactly as the package does.
 
@@ -132,6 +124,9 @@ def cuts_from_predictions(predictions: np.ndarray, threshold: float = 0.5) -> li
     return [int(s) for s in scenes[:, 0] if s != 0]
 
 
+DEFAULT_GATE = ChangeGate()
+
+
 class TransNetDetector(BoundaryDetector):
     """Shot-cut detector: TransNetV2 single-frame transition probabilities, thresholded.
 
@@ -141,8 +136,14 @@ class TransNetDetector(BoundaryDetector):
         batch_windows: 100-frame windows per forward pass; ``None`` picks 1 on CPU (measured on
             2 cores: batching only adds CPU time there, the 3D convolutions already use all
             threads) and 32 on accelerators.
-        threads: torch intra-op threads used during :meth:`predictions` (restored afterwards);
+        threads: inference threads (torch intra-op threads are restored after each call);
             ``None`` uses :func:`default_threads`.
+        runtime: ``"auto"`` (OpenVINO on CPU when installed, else PyTorch), ``"openvino"`` or
+            ``"torch"``; see :mod:`.transnet_runtime`.
+        gate: the :class:`~.gate.ChangeGate` that decides which windows need the network;
+            ``None`` evaluates every window (the reference behaviour).
+        cache_dir: where the OpenVINO runtime keeps its converted model (``None``: the
+            per-user :func:`~.transnet_runtime.default_cache_dir`).
     """
 
     name = "transnetv2"
@@ -154,6 +155,9 @@ class TransNetDetector(BoundaryDetector):
         *,
         batch_windows: int | None = None,
         threads: int | None = None,
+        runtime: str = "auto",
+        gate: ChangeGate | None = DEFAULT_GATE,
+        cache_dir: Path | None = None,
     ) -> None:
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold!r}")
@@ -164,10 +168,29 @@ class TransNetDetector(BoundaryDetector):
         self.threshold = float(threshold)
         self.device = torch.device(device)
         self.batch_windows = batch_windows or (1 if self.device.type == "cpu" else 32)
-        self.threads = threads
-        self.model = load_transnet(str(self.device))
+        self.threads = threads or default_threads()
+        self.gate = gate
+        self._runtime_name, self._cache_dir = runtime, cache_dir
+        if runtime not in ("auto", *RUNTIMES):
+            raise ValueError(f"runtime must be one of auto, {', '.join(RUNTIMES)}; got {runtime!r}")
 
-    @torch.inference_mode()
+    # The weights and the runtime load on the first window the gate lets through: a fixed
+    # camera's quiet hours never pay for them.
+    @functools.cached_property
+    def model(self) -> torch.nn.Module:
+        """The package's TransNetV2 module with the shipped weights (shared per device)."""
+        return load_transnet(str(self.device))
+
+    @functools.cached_property
+    def runtime(self) -> Runtime:
+        """The :mod:`.transnet_runtime` runtime that executes :attr:`model`."""
+        cache = self._cache_dir or default_cache_dir()
+        return load_runtime(self._runtime_name, self.model, self.device, self.threads, cache)
+
+    def stream(self) -> TransNetStream:
+        """A :class:`TransNetStream`: feed frames as they are decoded, then ``finish()``."""
+        return TransNetStream(self)
+
     def predictions(self, frames: np.ndarray) -> np.ndarray:
         """Per-frame shot-transition probabilities, as ``predict_frames`` computes them.
 
@@ -175,27 +198,118 @@ class TransNetDetector(BoundaryDetector):
             frames: uint8 ``[T, 27, 48, 3]`` RGB.
 
         Returns:
-            float32 ``[T]`` in ``[0, 1]``: the single-frame head's sigmoid for each frame.
+            float32 ``[T]`` in ``[0, 1]``: the single-frame head's sigmoid for each frame, NaN
+            for frames of windows the gate skipped (never with ``gate=None``).
         """
         frames = check_frames(frames)
-        T = len(frames)
-        if T == 0:
-            return np.zeros(0, dtype=np.float32)
-        n_windows = -(-T // STEP)
-        out = np.empty(n_windows * STEP, dtype=np.float32)
-        with _torch_threads(self.threads or default_threads()):
-            for w0 in range(0, n_windows, self.batch_windows):
-                w = np.arange(w0, min(w0 + self.batch_windows, n_windows))
-                x = torch.from_numpy(frames[window_indices(T, w)])  # [B, 100, 27, 48, 3] uint8
-                x = x.to(self.device)
-                single, _ = self.model(x)  # [B, 100, 1] logits (and the many-hot head)
-                p = torch.sigmoid(single[:, PAD : PAD + STEP, 0])  # [B, 50] kept centres
-                out[w0 * STEP : (w0 + len(w)) * STEP] = p.float().cpu().numpy().reshape(-1)
-        return out[:T]
+        s = self.stream()
+        for a in range(0, len(frames), FEED):
+            s.feed(frames[a : a + FEED])
+        return s.finish()
 
     def boundaries(self, frames: np.ndarray, fps: float) -> list[int]:
         """Cut frames: the first frame of every new shot (``fps`` is not needed)."""
         return cuts_from_predictions(self.predictions(frames), self.threshold)
 
     def __repr__(self) -> str:
-        return f"TransNetDetector(threshold={self.threshold}, device={str(self.device)!r})"
+        return (
+            f"TransNetDetector(threshold={self.threshold}, device={str(self.device)!r}, "
+            f"runtime={self._runtime_name!r}, gate={self.gate!r})"
+        )
+
+
+FEED = 1000
+"""Frames handed to a stream at once when a whole array is scored."""
+
+
+class TransNetStream:
+    """TransNetV2 over frames that arrive in pieces, in memory independent of the video's length.
+
+    Window ``w`` needs frames up to ``50 w + 74``; it runs (or is skipped by the gate) as soon
+    as they have arrived, and frames no later window needs are dropped, so at most ~150 frames
+    plus the piece being fed are held (and 8 bytes a frame of scores and changes). The windows
+    at the end, whose padding repeats the last frame, run in :meth:`finish`. The result equals
+    :meth:`TransNetDetector.predictions` on the whole array, however the frames are split.
+
+    Attributes:
+        windows: windows seen so far; ``evaluated``: how many of them ran the network.
+        load_seconds: time this stream spent loading the network (on its first woken window).
+    """
+
+    def __init__(self, detector: TransNetDetector) -> None:
+        self.detector = detector
+        self.frames = np.empty((0, 27, 48, 3), np.uint8)  # frames[i] is frame start + i
+        self.start = 0
+        self.n = 0  # frames fed so far
+        self.blocks = np.empty((0, 3, 5, 3), np.float32)  # last LAG block means (gate context)
+        self.change: list[np.ndarray] = []  # per piece: float32 gate change of each frame
+        self.scores: list[np.ndarray] = []  # per window: float32 [50] probabilities (or NaN)
+        self.windows = self.evaluated = 0
+        self._pending: list[int] = []  # woken windows waiting for a full batch
+        self._c = np.empty(0, np.float32)  # the gate changes of the recent frames
+        self._c_start = 0  # global frame of _c[0]
+        self._done = False
+        self.load_seconds = 0.0  # spent loading the network on this stream's first window
+
+    def feed(self, frames: np.ndarray) -> None:
+        """Add the next frames, uint8 ``[N, 27, 48, 3]``; runs every window they complete."""
+        assert not self._done, "feed() after finish()"
+        frames = check_frames(frames)
+        if len(frames) == 0:
+            return
+        if self.detector.gate is not None:
+            blocks = np.concatenate([self.blocks, block_means(frames)])
+            c = change(blocks, start=len(self.blocks))  # [N]
+            self.blocks = blocks[-LAG:]
+            self._c = np.concatenate([self._c, c])
+        self.frames = np.concatenate([self.frames, frames])
+        self.n += len(frames)
+        self._advance(final=False)
+
+    def finish(self) -> np.ndarray:
+        """Run the remaining windows; float32 ``[T]`` probabilities (NaN where skipped)."""
+        if not self._done:
+            self._advance(final=True)
+            self._done = True
+        if not self.scores:
+            return np.zeros(0, np.float32)
+        return np.concatenate(self.scores)[: self.n]
+
+    def _advance(self, final: bool) -> None:
+        total = -(-self.n // STEP)  # ceil(T / 50) once final
+        ready = total if final else max(0, (self.n - (STEP + PAD)) // STEP + 1)
+        gate = self.detector.gate
+        for w in range(self.windows, ready):
+            self.scores.append(np.full(STEP, np.nan, np.float32))
+            if gate is None or gate.wakes(self._c, w, offset=self._c_start):
+                self._pending.append(w)
+            self.windows += 1
+            if len(self._pending) >= self.detector.batch_windows:
+                self._run()
+        if final and self._pending:
+            self._run()
+        # keep what later windows need: frames from 50 w - 25 on, changes from 50 w - margin on
+        keep = max(0, STEP * self.windows - PAD)
+        if self._pending:
+            keep = min(keep, STEP * self._pending[0] - PAD)
+        if keep > self.start:
+            self.frames = self.frames[keep - self.start :]
+            self.start = keep
+        c_keep = max(0, STEP * self.windows - 25)
+        if c_keep > self._c_start:
+            self._c = self._c[c_keep - self._c_start :]
+            self._c_start = c_keep
+
+    def _run(self) -> None:
+        if "runtime" not in self.detector.__dict__:
+            start = time.perf_counter()
+            self.detector.runtime  # noqa: B018 - load it here, timed
+            self.load_seconds += time.perf_counter() - start
+        w = np.asarray(self._pending)
+        idx = window_indices(self.n, w) - self.start  # [B, 100] into self.frames
+        logits = self.detector.runtime(self.frames[idx])  # [B, 100]
+        p = torch.sigmoid(torch.from_numpy(logits[:, PAD : PAD + STEP])).numpy()  # [B, 50]
+        for i, window in enumerate(w.tolist()):
+            self.scores[window] = p[i]
+        self.evaluated += len(w)
+        self._pending = []
