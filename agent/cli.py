@@ -8,8 +8,13 @@ Progress bars go to stderr, so ``--json`` output on stdout stays clean.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -103,11 +108,42 @@ def ingest(
         str | None, typer.Option(help="Camera name (default: each file's folder name).")
     ] = None,
     as_json: JsonOpt = False,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help="Keep running: ingest each new or changed video under PATHs once it is complete "
+            "(a catch-up first; Ctrl-C or SIGTERM stops). --json: one line per batch.",
+        ),
+    ] = False,
+    settle: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            metavar="SECONDS",
+            help="With --watch: a file is complete once its size and modification time have "
+            "not changed for this long (default 5).",
+        ),
+    ] = None,
+    poll: Annotated[
+        float | None,
+        typer.Option(
+            min=0.1,
+            metavar="SECONDS",
+            help="With --watch: scan for changes every SECONDS instead of waiting for "
+            "file-system events (network mounts: NFS, SMB).",
+        ),
+    ] = None,
 ) -> None:
     """Cut videos into event memories, embed them and store them (resumable, idempotent)."""
+    if not watch and (settle is not None or poll is not None):
+        raise _fail(ValueError("--settle and --poll go with --watch"), code=2)
     missing = [p for p in paths if not p.exists() and not p.is_symlink()]
     if missing:
         raise _fail(FileNotFoundError(f"{missing[0]}: no such file or directory"), code=2)
+    if watch:
+        _ingest_watch(paths, camera, settle, poll, as_json)
+        return
     try:
         archive = _archive()
         with archive, _IngestProgress(quiet=as_json) as progress:
@@ -122,6 +158,107 @@ def ingest(
         f"ingested {report.ingested}, skipped {report.skipped}, failed {len(report.failed)}, "
         f"events added {report.events_added}",
     )
+
+
+def _ingest_watch(
+    paths: list[Path], camera: str | None, settle: float | None, poll: float | None, as_json: bool
+) -> None:
+    """``marc ingest --watch``: :class:`~marc.memory.watch.IngestService` until a signal.
+
+    Each batch: ``--json`` prints its JSON as one line on stdout, otherwise one line per file
+    ingested (stdout) or failed (stderr). The summary at the end goes to stdout, or to stderr
+    with ``--json`` (stdout stays one JSON line per batch). Exit 0 when stopped by a signal.
+    """
+    from marc.memory.watch import SETTLE_S, Batch, IngestService
+
+    bars = _BatchProgress()
+
+    def on_batch(batch: Batch) -> None:
+        bars.close()
+        if as_json:
+            sys.stdout.write(json.dumps(batch.to_json(), ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+            return
+        now = datetime.now().strftime("%H:%M:%S")
+        for r in batch.results:
+            if r["outcome"] == "ingested":
+                out.print(f"{now} ingested {r['path']} ({r['events']} events)", highlight=False)
+            elif r["outcome"] == "failed":
+                err.print(f"[red]failed:[/] {r['path']}: {r['error']}", highlight=False)
+
+    settle_s = SETTLE_S if settle is None else settle
+    try:
+        with _archive() as archive:
+            service = IngestService(
+                archive, paths, camera=camera, settle_s=settle_s, poll_s=poll,
+                progress=bars, on_batch=on_batch,
+            )  # fmt: skip
+            with _stop_on_signals():
+                try:
+                    err.print(
+                        f"watching {len(paths)} path(s); a file is ingested after {settle_s:g} s "
+                        "unchanged; Ctrl-C stops",
+                        highlight=False,
+                    )
+                    summary = service.run()
+                except KeyboardInterrupt:  # a signal just before or after run()
+                    summary = service.summary
+    except FileNotFoundError as e:
+        raise _fail(e, code=2) from e
+    except (MarcError, OSError) as e:
+        raise _fail(e) from e
+    finally:
+        bars.close()
+    line = (
+        f"stopped: ingested {summary.ingested}, skipped {summary.skipped}, failed "
+        f"{summary.failed}, events added {summary.events_added} in {summary.batches} batches"
+        + (f"; {summary.abandoned} left for the next start" if summary.abandoned else "")
+    )
+    (err if as_json else out).print(line, highlight=False)
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """SIGINT or SIGTERM: ``KeyboardInterrupt`` (the watch service stops at its next file or
+    stage); a second one exits at once, like ``kill -9`` (ingest is crash-safe)."""
+    signals = (signal.SIGINT, signal.SIGTERM)
+    stopping = False
+
+    def handler(signum: int, frame: Any) -> None:
+        nonlocal stopping
+        if stopping:
+            err.print("stopped at once: the file being ingested is redone on the next start")
+            sys.stdout.flush()
+            os._exit(128 + signum)
+        stopping = True
+        err.print("stopping after the current step (again to stop at once)")
+        raise KeyboardInterrupt
+
+    previous = {s: signal.signal(s, handler) for s in signals}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+class _BatchProgress:
+    """``marc ingest --watch``'s progress: a transient bar per batch, in a terminal only."""
+
+    def __init__(self) -> None:
+        self.bar: _IngestProgress | None = None
+
+    def __call__(self, kind: str, **info: Any) -> None:
+        if kind == "files":  # a batch starts
+            self.close()
+            self.bar = _IngestProgress(quiet=True).__enter__()
+        if self.bar is not None:
+            self.bar(kind, **info)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
 
 
 @app.command()

@@ -42,6 +42,12 @@ def _sniffs_as_video(path: Path) -> bool:
         return False
 
 
+def is_video_file(path: Path) -> bool:
+    """Whether :func:`discover` takes the file ``path`` as a video: by its extension, else by its
+    first bytes."""
+    return _is_video_name(path) or _sniffs_as_video(path)
+
+
 def _walk(folder: Path, seen_dirs: set[tuple[int, int]]) -> Iterator[Path]:
     """Files under ``folder`` in sorted order, depth first; hidden entries and loops skipped."""
     try:
@@ -61,7 +67,7 @@ def _walk(folder: Path, seen_dirs: set[tuple[int, int]]) -> Iterator[Path]:
             if entry.is_dir():  # follows symlinks, except back up to an ancestor (a loop)
                 if not (entry.is_symlink() and here.is_relative_to(path.resolve())):
                     yield from _walk(path, seen_dirs)
-            elif entry.is_file() and (_is_video_name(path) or _sniffs_as_video(path)):
+            elif entry.is_file() and is_video_file(path):
                 yield path
         except OSError:
             continue
