@@ -96,13 +96,26 @@ def _transnet(
 
 
 class SegmentStream:
-    """Segment one video whose frames arrive in pieces (see :func:`segment` for the arguments).
+    """Segment one video whose frames arrive in pieces.
 
     >>> s = SegmentStream(25.0)  # doctest: +SKIP
     >>> for piece in pieces: s.feed(piece)  # doctest: +SKIP
     >>> s.finish().events  # doctest: +SKIP
 
     Holds ~150 frames plus the piece being fed, and a few bytes per frame of scores.
+
+    Args:
+        fps: the video's constant frame rate.
+        cut_threshold: TransNetV2 transition probability above which a frame is a transition.
+        max_event_s: longest event in seconds; longer stretches are split evenly.
+        min_event_s: shortest activity state, and closest an activity boundary may come to
+            another boundary.
+        device: torch device for TransNetV2. The detector (and its weights) is built once per
+            setting and reused across calls in the process.
+        runtime: TransNetV2's runtime, ``"auto"``, ``"openvino"`` or ``"torch"``.
+        gate: the change gate; ``None`` runs the network on every window.
+        cache_dir: where the OpenVINO runtime caches its converted model (default: the
+            per-user cache).
     """
 
     def __init__(
@@ -164,48 +177,20 @@ class SegmentStream:
         )
 
 
-def segment(
-    frames: np.ndarray,
-    fps: float,
-    *,
-    cut_threshold: float = 0.5,
-    max_event_s: float = 30.0,
-    min_event_s: float = 2.0,
-    device: str = "cpu",
-    runtime: str = "auto",
-    gate: ChangeGate | None = GATE,
-    cache_dir: Path | None = None,
-) -> Segmentation:
+def segment(frames: np.ndarray, fps: float, **options: Any) -> Segmentation:
     """Segment one video into events.
 
     Args:
         frames: uint8 ``[T, 27, 48, 3]`` RGB, every frame of the video at rate ``fps``.
         fps: the video's constant frame rate.
-        cut_threshold: TransNetV2 transition probability above which a frame is a transition.
-        max_event_s: longest event in seconds; longer stretches are split evenly.
-        min_event_s: shortest activity state, and closest an activity boundary may come to
-            another boundary.
-        device: torch device for TransNetV2. The detector (and its weights) is built once per
-            setting and reused across calls in the process.
-        runtime: TransNetV2's runtime, ``"auto"``, ``"openvino"`` or ``"torch"``.
-        gate: the change gate; ``None`` runs the network on every window.
-        cache_dir: where the OpenVINO runtime caches its converted model (default: the
-            per-user cache).
+        options: :class:`SegmentStream`'s keyword arguments (thresholds, event lengths,
+            device, runtime, gate).
 
     Returns:
         The :class:`Segmentation`; ``events`` is empty only for an empty video.
     """
     frames = check_frames(frames)
-    stream = SegmentStream(
-        fps,
-        cut_threshold=cut_threshold,
-        max_event_s=max_event_s,
-        min_event_s=min_event_s,
-        device=device,
-        runtime=runtime,
-        gate=gate,
-        cache_dir=cache_dir,
-    )
+    stream = SegmentStream(fps, **options)
     for a in range(0, len(frames), 1000):
         stream.feed(frames[a : a + 1000])
     return stream.finish()
