@@ -26,6 +26,7 @@ import os
 import subprocess
 import tempfile
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -71,6 +72,9 @@ _TRUNCATED_SHARE, _TRUNCATED_MIN_S = 0.9, 1.0
 #: Small frames handed to ``on_small`` at most at once (~1 MB); pieces go out as soon as 25
 #: frames are there, so the consumer works while ffmpeg decodes.
 PIECE_FRAMES = 250
+#: Small frames ffmpeg may decode ahead of a busy ``on_small`` (~10 MB at 48x27): decoding goes on
+#: while the network runs on a window, on the other core.
+AHEAD_FRAMES = 2500
 # Decoder threads. Ingest decodes a file before it segments and embeds it, so use the cores
 # (2 vs 1 thread: ~1200 vs ~1000 frames/s on 640x360 H.264, 2 cores; "auto" was slower).
 _THREADS = min(os.cpu_count() or 2, 8)
@@ -136,32 +140,83 @@ class _FrameSink:
 
 
 class _StreamSink:
-    """Hands one raw frame stream to ``consume`` in whole frames, keeping none of them."""
+    """Hands one raw frame stream to ``consume`` in whole frames, keeping none of them.
 
-    def __init__(self, frame_shape: tuple[int, ...], consume: Callable[[np.ndarray], None]):
-        self.shape, self.consume = frame_shape, consume
+    ``consume`` runs on a thread of its own while this one keeps reading, so ffmpeg decodes up to
+    ``ahead`` frames past a busy consumer (the network running on a window) instead of stalling on
+    a full pipe; that bound keeps memory constant.
+    """
+
+    def __init__(
+        self,
+        frame_shape: tuple[int, ...],
+        consume: Callable[[np.ndarray], None],
+        ahead: int = AHEAD_FRAMES,
+    ):
+        self.shape, self.consume, self.ahead = frame_shape, consume, ahead
         self.frame_bytes = math.prod(frame_shape)
         self.n = 0  # frames handed over
         self.error: BaseException | None = None
+        self._pending: deque[np.ndarray | None] = deque()
+        self._queued = 0  # frames read but not yet consumed
+        self._cond = threading.Condition()
 
     def drain(self, src: BinaryIO) -> None:
+        worker = threading.Thread(target=self._consume_all, daemon=True)
+        worker.start()
+        try:
+            self._read(src)
+        finally:
+            self._put(None)
+            worker.join()
+        if self.error is not None:
+            raise self.error
+
+    def _read(self, src: BinaryIO) -> None:
         chunk = bytearray(PIECE_FRAMES * self.frame_bytes)
         view, have = memoryview(chunk), 0
         read = getattr(src, "readinto1", src.readinto)  # a buffered reader would fill it all
-        while k := read(view[have:]):
+        while self.error is None and (k := read(view[have:])):
             have += k
             whole = have - have % self.frame_bytes
             if whole and (have == len(chunk) or whole >= self.frame_bytes * 25):
                 self._hand(chunk, whole)
                 chunk[: have - whole] = chunk[whole:have]
                 have -= whole
-        if have >= self.frame_bytes:
+        if self.error is None and have >= self.frame_bytes:
             self._hand(chunk, have - have % self.frame_bytes)
 
     def _hand(self, chunk: bytearray, nbytes: int) -> None:
-        frames = np.frombuffer(chunk, np.uint8, nbytes).reshape(-1, *self.shape).copy()
-        self.consume(frames)
-        self.n += len(frames)
+        self._put(np.frombuffer(chunk, np.uint8, nbytes).reshape(-1, *self.shape).copy())
+
+    def _put(self, frames: np.ndarray | None) -> None:
+        with self._cond:
+            if frames is not None:  # wait for room, unless nothing is queued (a piece always fits)
+                while self._queued and self._queued + len(frames) > self.ahead:
+                    if self.error is not None:
+                        return
+                    self._cond.wait()
+                self._queued += len(frames)
+            self._pending.append(frames)
+            self._cond.notify_all()
+
+    def _consume_all(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending:
+                    self._cond.wait()
+                frames = self._pending.popleft()
+            if frames is None:
+                return
+            if self.error is None:
+                try:
+                    self.consume(frames)
+                    self.n += len(frames)
+                except BaseException as e:  # raised by drain(), in the reading thread
+                    self.error = e
+            with self._cond:
+                self._queued -= len(frames)
+                self._cond.notify_all()
 
     def array(self) -> np.ndarray:
         return np.empty((0, *self.shape), np.uint8)
@@ -310,7 +365,8 @@ def decode(
             encoder's ``resize_mode`` so samples match what it was trained on.
         interpolation: ffmpeg scaler, ``"bicubic"`` or ``"bilinear"``.
         on_small: if given, called with each piece of small frames (uint8 ``[N, 27, 48, 3]``,
-            in order, from a reader thread) as ffmpeg produces them; they are then not kept
+            in order, from a thread of its own) as ffmpeg produces them, ffmpeg decoding up to
+            ``AHEAD_FRAMES`` past it; they are then not kept
             (``Decoded.small`` is empty). An exception it raises stops ffmpeg and is raised here
             (a :class:`MediaError` as is, anything else wrapped in one).
 
