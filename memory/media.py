@@ -366,9 +366,9 @@ def decode(
         interpolation: ffmpeg scaler, ``"bicubic"`` or ``"bilinear"``.
         on_small: if given, called with each piece of small frames (uint8 ``[N, 27, 48, 3]``,
             in order, from a thread of its own) as ffmpeg produces them, ffmpeg decoding up to
-            ``AHEAD_FRAMES`` past it; they are then not kept
-            (``Decoded.small`` is empty). An exception it raises stops ffmpeg and is raised here
-            (a :class:`MediaError` as is, anything else wrapped in one).
+            ``AHEAD_FRAMES`` past it; they are then not kept (``Decoded.small`` is empty). An
+            exception it raises stops ffmpeg and is raised here (a :class:`MediaError` as is,
+            anything else wrapped in one).
 
     Raises:
         MediaError: ffmpeg failed, no frame decoded, or the decode stopped far short of the
