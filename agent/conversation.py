@@ -22,9 +22,10 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, HumanMessage
 
-from marc.agent.graph import Resources, as_hits, build_graph
+from marc.agent.graph import Resources, build_graph, events, graph_input
 from marc.agent.threads import list_threads, open_checkpointer
-from marc.memory.settings import Settings
+from marc.memory.core.events import Filters
+from marc.memory.core.settings import Settings
 
 __all__ = ["AskResult", "Conversation"]
 
@@ -53,7 +54,7 @@ class AskResult:
             return None
         from marc.agent.evidence import export_evidence
 
-        return export_evidence(as_hits(self.evidence), out_dir)
+        return export_evidence(events(self.evidence), out_dir)
 
     def to_json(self) -> dict[str, Any]:
         evidence = []
@@ -106,35 +107,27 @@ class Conversation:
         *,
         thread: str | None = None,
         k: int = 3,
+        filters: Filters | None = None,
         camera: str | None = None,
         since: str | None = None,
         until: str | None = None,
     ) -> AskResult:
         """Answer ``question`` in ``thread`` (a new one when ``None``).
 
-        ``since``/``until`` are ISO 8601 times or dates (checked here, so a bad one fails before
-        anything runs).
+        ``filters`` (:class:`~marc.memory.core.events.Filters`) restrict the search; ``camera``,
+        ``since`` and ``until`` (ISO 8601 times or dates) are shorthand for its fields. Both are
+        checked here, so a bad time fails before anything runs.
 
         Raises:
             ValueError: an empty question or a bad time.
             MarcError: the store, the models or the vLLM server failed (one line).
         """
-        from marc.memory.timeline import parse_time
-
         if not question.strip():
             raise ValueError("the question is empty")
-        for t in (since, until):
-            if t:
-                parse_time(t)
+        inputs = graph_input(question, filters, k, camera=camera, since=since, until=until)
         thread = thread or uuid.uuid4().hex
         state = self.graph.invoke(
-            {
-                "messages": [HumanMessage(question)],
-                "k": k,
-                "camera": camera,
-                "since": since,
-                "until": until,
-            },
+            inputs,
             {"configurable": {"thread_id": thread}},
         )
         return AskResult(

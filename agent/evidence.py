@@ -34,10 +34,10 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-from marc.memory.errors import MediaError, one_line
+from marc.memory.core.errors import MediaError, one_line
+from marc.memory.core.timeline import format_seconds
 from marc.memory.frames import event_frames, frame_times, stored_file
 from marc.memory.probe import VideoInfo, ffmpeg_command, ffmpeg_problem, ffmpeg_url, probe
-from marc.memory.timeline import format_seconds
 
 __all__ = ["Evidence", "EvidenceItem", "export_evidence"]
 

@@ -13,7 +13,7 @@
 - **retrieve** is the Visual Memory Retriever (:class:`marc.memory.retrieval.Retriever`), k = 3,
   with the user's camera and time filters.
 - **compress** samples the events' frames, runs Qwen2.5-VL's vision tower and the compression
-  layer (:class:`marc.agent.vlm.Answerer`), down to ``MARC_COMPRESSION_BUDGET`` groups.
+  layer (:class:`marc.compression.vlm.Answerer`), down to ``MARC_COMPRESSION_BUDGET`` groups.
 - **answer** generates with the configured backend (transformers or vLLM).
 - **cite** attaches the evidence (file, camera, seconds, score, and whether the file is missing)
   to the answer message.
@@ -27,19 +27,17 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
 from functools import cached_property, partial
-from types import SimpleNamespace
 from typing import Any
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 from langgraph.graph import END, START, StateGraph
 
 from marc.agent.state import Citation, MarcInput, MarcState
-from marc.memory.settings import Settings
-from marc.memory.timeline import parse_time
+from marc.memory.core.events import EventRef, Filters
+from marc.memory.core.settings import Settings
 
-__all__ = ["NOTHING_FOUND", "Resources", "as_hits", "build_graph", "rewrite"]
+__all__ = ["NOTHING_FOUND", "Resources", "build_graph", "events", "graph_input", "rewrite"]
 
 #: The answer when no stored event matches (the agent says so instead of guessing).
 NOTHING_FOUND = "Nothing in the archive matches this question{filters}, so I cannot answer it."
@@ -70,7 +68,7 @@ class Resources:
 
     @cached_property
     def answerer(self):
-        from marc.agent.vlm import Answerer
+        from marc.compression.vlm import Answerer
 
         return Answerer(self.settings)
 
@@ -106,33 +104,35 @@ def rewrite(state: MarcState) -> dict[str, Any]:
     question = _text(humans[-1]).strip()
     prev_query, prev_evidence = _previous_turn(messages)
     query = question
-    filters: dict[str, Any] = {
-        "camera": state.get("camera"),
-        "since": state.get("since"),
-        "until": state.get("until"),
-    }
+    wire = _user_filters(state)  # as the user wrote them; checked by Filters.parse
     if prev_evidence:
-        ends = [c["end_at"] for c in prev_evidence if c.get("end_at")]
-        starts = [c["start_at"] for c in prev_evidence if c.get("start_at")]
-        if filters["since"] is None and ends and _AFTER.search(question):
-            filters["since"] = max(ends, key=datetime.fromisoformat)  # by time, not by text
-        if filters["until"] is None and starts and _BEFORE.search(question):
-            filters["until"] = min(starts, key=datetime.fromisoformat)
-        if filters["camera"] is None and _SAME_CAMERA.search(question):
-            filters["camera"] = prev_evidence[0]["camera"]
+        f = Filters.from_json(wire)
+        prev = events(prev_evidence)
+        ends = [e.end_at for e in prev if e.end_at is not None]
+        starts = [e.start_at for e in prev if e.start_at is not None]
+        if f.since is None and ends and _AFTER.search(question):
+            wire["since"] = max(ends).isoformat()  # by time, not by text
+        if f.until is None and starts and _BEFORE.search(question):
+            wire["until"] = min(starts).isoformat()
+        if f.cameras is None and _SAME_CAMERA.search(question):
+            wire["camera"] = prev[0].camera
     if prev_query and (_LEANS_ON_PREVIOUS.search(question) or _AFTER.search(question)):
         query = f"{prev_query} {question}"
-    return {"question": question, "query": query, "filters": filters, "turn": uuid.uuid4().hex}
+    return {"question": question, "query": query, "filters": wire, "turn": uuid.uuid4().hex}
+
+
+def _user_filters(state: MarcState) -> dict[str, Any]:
+    """The turn's own filters as given (ISO text), after checking them with the one parser."""
+    wire = {"camera": state.get("camera"), "since": state.get("since"), "until": state.get("until")}
+    if state.get("cameras"):
+        wire["cameras"] = list(state["cameras"])
+    Filters.from_json(wire)  # ValueError: a time that is not ISO 8601, or an empty one
+    return wire
 
 
 def retrieve(state: MarcState, *, res: Resources) -> dict[str, Any]:
-    f = state["filters"]
     hits = res.retriever.search(
-        state["query"],
-        k=state.get("k") or 3,
-        cameras=[f["camera"]] if f.get("camera") else None,
-        since=parse_time(f["since"]) if f.get("since") else None,
-        until=parse_time(f["until"], end_of_day=True) if f.get("until") else None,
+        state["query"], k=state.get("k") or 3, filters=Filters.from_json(state["filters"])
     )
     floor = res.settings.min_score
     if floor is not None:
@@ -142,7 +142,7 @@ def retrieve(state: MarcState, *, res: Resources) -> dict[str, Any]:
 
 #: A turn's own inputs are cleared when it ends, so a later turn that gives no filter does not
 #: inherit this one's from the thread (derived filters come from the evidence, see rewrite).
-_TURN_INPUTS_DONE: dict[str, Any] = {"camera": None, "since": None, "until": None}
+_TURN_INPUTS_DONE: dict[str, Any] = {"camera": None, "cameras": None, "since": None, "until": None}
 #: Compressed prompts kept for answer nodes; more than this many means some answer never ran.
 _MAX_PREPARED = 8
 
@@ -168,21 +168,42 @@ def nothing(state: MarcState) -> dict[str, Any]:
     }
 
 
-def as_hits(items: list[dict[str, Any]]) -> list[SimpleNamespace]:
-    """Hits or citations kept as JSON (ISO times) as objects with aware datetimes again, for the
-    answer path and the evidence export."""
-    out = []
-    for h in items:
-        ns = SimpleNamespace(**h)
-        ns.start_at = datetime.fromisoformat(h["start_at"]) if h.get("start_at") else None
-        ns.end_at = datetime.fromisoformat(h["end_at"]) if h.get("end_at") else None
-        out.append(ns)
+def graph_input(
+    question: str,
+    filters: Filters | None = None,
+    k: int | None = None,
+    *,
+    camera: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+) -> MarcInput:
+    """The graph's input for one question: the message and the filters' wire form.
+
+    ``camera``/``since``/``until`` are the user's text, kept as written (``marc ask --json``
+    shows them) over the same fields of ``filters``; a bad time raises ``ValueError`` here.
+    """
+    wire = (filters or Filters()).to_json()
+    for key, text in (("camera", camera), ("since", since), ("until", until)):
+        if text is not None:
+            wire[key] = text
+    Filters.from_json(wire)  # the one parser: fail before anything runs
+    out = MarcInput(
+        messages=[HumanMessage(question)], camera=wire["camera"], cameras=wire.get("cameras"),
+        since=wire["since"], until=wire["until"],
+    )  # fmt: skip
+    if k is not None:
+        out["k"] = k
     return out
+
+
+def events(items: list[dict[str, Any]]) -> list[EventRef]:
+    """Hits or citations as the state keeps them (:meth:`EventRef.to_json`) as events again."""
+    return [EventRef.from_json(h) for h in items]
 
 
 def _prepare(state: MarcState, res: Resources):
     return res.answerer.prepare(
-        state["query"], as_hits(state["hits"]), budget=res.settings.compression_budget,
+        state["query"], events(state["hits"]), budget=res.settings.compression_budget,
         text_only=True,
     )  # fmt: skip
 
@@ -212,15 +233,9 @@ def answer(state: MarcState, *, res: Resources) -> dict[str, Any]:
 def cite(state: MarcState) -> dict[str, Any]:
     problems = state.get("missing", [])  # one line each, starting with the file's path
     evidence: list[Citation] = []
-    for h in state["hits"]:
-        c = Citation(
-            id=h["id"], video=h["video"], camera=h["camera"], start_s=h["start_s"],
-            end_s=h["end_s"], score=h["score"], start_at=h["start_at"], end_at=h["end_at"],
-        )  # fmt: skip
-        problem = next((m for m in problems if m.startswith(h["video"] + ": ")), None)
-        if problem is not None:
-            c["missing"] = problem
-        evidence.append(c)
+    for e in events(state["hits"]):
+        problem = next((m for m in problems if m.startswith(e.video + ": ")), None)
+        evidence.append(Citation(**e.replace(missing=problem).to_json()))
     meta = _meta(state, evidence, state["visual_tokens"], state["budget_tokens"])
     return {
         "evidence": evidence,

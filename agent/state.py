@@ -18,7 +18,8 @@ __all__ = ["Citation", "MarcInput", "MarcState"]
 
 
 class Citation(TypedDict, total=False):
-    """One cited event: the ``marc ask --json`` evidence object, plus where it came from."""
+    """One cited event: the ``marc ask --json`` evidence object, the wire form of
+    :class:`~marc.memory.core.events.EventRef` (:meth:`~EventRef.to_json`)."""
 
     id: str
     video: str
@@ -28,6 +29,8 @@ class Citation(TypedDict, total=False):
     score: float
     start_at: str  # ISO 8601
     end_at: str
+    video_id: str
+    fps: float
     missing: str  # one line, when the source file could not be read
 
 
@@ -37,6 +40,7 @@ class MarcInput(TypedDict, total=False):
 
     messages: Annotated[list[AnyMessage], add_messages]
     camera: str | None
+    cameras: list[str] | None  # several cameras (the Python API's Filters); camera: one
     since: str | None
     until: str | None
     k: int
@@ -48,7 +52,7 @@ class MarcState(MarcInput, total=False):
     query: str
     #: the filters the turn actually used (the user's, or derived from the previous evidence)
     filters: dict[str, Any]
-    #: retrieved events (``Hit.to_json()``), best first
+    #: retrieved events (``EventRef.to_json()``), best first
     hits: list[dict[str, Any]]
     #: compression results: visual tokens given to the model and the budget in tokens
     visual_tokens: int

@@ -15,8 +15,8 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from marc.memory.errors import ConfigError, StoreError, one_line
-from marc.memory.settings import Settings
+from marc.memory.core.errors import ConfigError, StoreError, one_line
+from marc.memory.core.settings import Settings
 
 __all__ = ["list_threads", "open_checkpointer", "threads_url"]
 

@@ -17,12 +17,11 @@ from __future__ import annotations
 from pathlib import PurePath
 from typing import Any
 
-from langchain_core.messages import HumanMessage
 from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import BaseModel, Field
 
-from marc.agent.graph import build_graph
-from marc.memory.settings import Settings
+from marc.agent.graph import build_graph, graph_input
+from marc.memory.core.settings import Settings
 
 __all__ = ["AskArgs", "as_tool", "format_answer"]
 
@@ -74,9 +73,7 @@ def as_tool(
     def ask_archive(
         question: str, camera: str | None = None, since: str | None = None, until: str | None = None
     ) -> str:
-        state = g.invoke(
-            {"messages": [HumanMessage(question)], "camera": camera, "since": since, "until": until}
-        )
+        state = g.invoke(graph_input(question, camera=camera, since=since, until=until))
         return format_answer(state)
 
     return StructuredTool.from_function(

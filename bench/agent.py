@@ -104,9 +104,9 @@ def prepare_archive(force: bool) -> dict:
     if out.exists() and not force:
         return json.loads(out.read_text())
     from marc.memory.archive import Archive
+    from marc.memory.core.settings import Settings
     from marc.memory.probe import probe
     from marc.memory.samples import VTEST_AVI, package_file
-    from marc.memory.settings import Settings
 
     for d in (FOOTAGE, HOME):
         shutil.rmtree(d, ignore_errors=True)
@@ -189,11 +189,11 @@ def run_config(a: dict) -> dict:
 
     import marc.agent.graph as graph_mod
     from marc.agent.threads import open_checkpointer
-    from marc.agent.vlm.answerer import Answerer
-    from marc.agent.vlm.loading import load_model, load_processor, model_dir
-    from marc.agent.vlm.transformers_backend import TransformersBackend
-    from marc.agent.vlm.vision import VisionTower
-    from marc.memory.settings import Settings
+    from marc.compression.vlm.answerer import Answerer
+    from marc.compression.vlm.loading import load_model, load_processor, model_dir
+    from marc.compression.vlm.transformers_backend import TransformersBackend
+    from marc.compression.vlm.vision import VisionTower
+    from marc.memory.core.settings import Settings
 
     spans: dict[str, float] = {}
 

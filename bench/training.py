@@ -13,7 +13,7 @@ What it does (every number in the report comes from ``bench/_work/training/resul
    at 56 px, 4 fps, in Video-R1 format, train and held-out test splits from disjoint random
    streams. The last ``val`` training samples are a validation slice (never trained on); the
    test split is only evaluated, never used to choose anything.
-2. **Model.** A random-weight Qwen2.5-VL-architecture model (:func:`marc.agent.vlm.tiny.
+2. **Model.** A random-weight Qwen2.5-VL-architecture model (:func:`marc.compression.vlm.tiny.
    tiny_config`, a 2,048-token tokenizer trained on the training prompts), whose vision tower's
    output layer gets a data-dependent initialisation on training clips
    (:func:`calibrate_vision`; see "How the miniature was made to learn").
@@ -158,7 +158,7 @@ def _config(plan: dict, **kw):
 
 
 def _eval(model: Path, data: Path, modes: list[str], plan: dict) -> dict[str, float]:
-    from marc.memory.settings import Settings
+    from marc.memory.core.settings import Settings
     from marc.training.data import benchmark_name
     from marc.training.evaluate import evaluate, label
 
@@ -194,13 +194,15 @@ def _shared(trainer):
 def _corpus(samples) -> str:
     """The text the miniature's tokenizer is trained on: the training prompts and answers as the
     answer path writes them (so that a prompt takes ~145 tokens instead of ~204)."""
-    from marc.agent.vlm.prompt import EventRef, build_messages
+    from marc.compression.vlm.prompt import build_messages
+    from marc.memory.core.events import EventRef
+    from marc.memory.core.timeline import Span
     from marc.training.data import question_text
 
     lines = []
     for s in samples:
         for kinds in (["image"], ["video"]):
-            event = EventRef(str(s.problem_id), str(s.path), s.path.parent.name, 0.0, 2.0)
+            event = EventRef(str(s.problem_id), str(s.path), s.path.parent.name, Span(0.0, 2.0))
             for m in build_messages(question_text(s), [event], kinds):
                 lines += [p["text"] for p in m["content"] if p["type"] == "text"]
         lines.append(s.solution)
@@ -220,8 +222,8 @@ def calibrate_vision(folder: Path, samples, plan: dict) -> dict:
     """
     import torch
 
-    from marc.agent.vlm.loading import load_model, load_processor
-    from marc.memory.settings import Settings
+    from marc.compression.vlm.loading import load_model, load_processor
+    from marc.memory.core.settings import Settings
     from marc.training.inputs import InputBuilder
 
     settings = Settings()
@@ -249,7 +251,7 @@ def calibrate_vision(folder: Path, samples, plan: dict) -> dict:
 def run(plan: dict, work: Path) -> dict:
     import torch
 
-    from marc.agent.vlm.tiny import tiny_config, write_model
+    from marc.compression.vlm.tiny import tiny_config, write_model
     from marc.training.data import load_dataset, write_dataset
     from marc.training.grpo import GRPOTrainer
     from marc.training.sft import SFTTrainer

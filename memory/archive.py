@@ -11,10 +11,11 @@ from typing import Any
 from sqlalchemy import select
 
 from marc.memory.catalog import Catalog, Event, Video
+from marc.memory.core.events import EventRef
+from marc.memory.core.settings import Settings
 from marc.memory.ingest import Ingestor, IngestReport, Progress, no_progress, segment_video
 from marc.memory.reindex import Reindexer, ReindexReport
-from marc.memory.retrieval import Hit, ImageQuery, Retriever
-from marc.memory.settings import Settings
+from marc.memory.retrieval import ImageQuery, Retriever
 from marc.memory.stores import VectorStore, open_store
 
 
@@ -54,7 +55,7 @@ class Archive:
     def retriever(self) -> Retriever:
         return Retriever(self.settings, catalog=self.catalog, store=self.store)
 
-    def search(self, query: str | ImageQuery, k: int = 3, **filters: Any) -> list[Hit]:
+    def search(self, query: str | ImageQuery, k: int = 3, **filters: Any) -> list[EventRef]:
         """The ``k`` events closest to a text or an example picture; ``filters`` are
         :meth:`Retriever.search`'s (``cameras``, ``since``, ``until``, ``videos``)."""
         return self.retriever.search(query, k, **filters)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import xxhash
 
-from marc.memory.errors import MediaError
+from marc.memory.core.errors import MediaError
 
 _CHUNK = 8 << 20
 #: Namespace of MARC's event ids (uuid5): same content + same settings -> same ids everywhere.

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from marc.memory.errors import MediaError
+from marc.memory.core.errors import MediaError
 from marc.memory.probe import ffmpeg_command, ffmpeg_problem, ffmpeg_url
 
 __all__ = ["event_frames", "frame_times", "stored_file"]

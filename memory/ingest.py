@@ -39,17 +39,17 @@ from sqlalchemy.exc import IntegrityError
 
 from marc.memory.catalog import Event, IngestRun, Video, VideoPath
 from marc.memory.catalog.models import utcnow
+from marc.memory.core.errors import MediaError, StoreError
+from marc.memory.core.settings import Settings
+from marc.memory.core.timeline import Span
 from marc.memory.discover import camera_for, discover, recorded_at
 from marc.memory.encoders import Encoder, event_vector
-from marc.memory.errors import MediaError, StoreError
 from marc.memory.fingerprint import event_id, fingerprint, path_video_id, video_id
 from marc.memory.media import Decoded, VideoInfo, decode, probe
 from marc.memory.parts import ArchiveParts
 from marc.memory.process import pid_alive
 from marc.memory.segment import ChangeGate, Segmentation, SegmentStream
-from marc.memory.settings import Settings
 from marc.memory.stores import EventPoint
-from marc.memory.timeline import Span
 
 #: ``progress(kind, **info)``: ``files`` (total=n), ``file`` (path=), ``stage`` (path=, stage=),
 #: ``result`` (path=, outcome=ingested|skipped|failed, events=, error=).

@@ -36,7 +36,7 @@ from typing import BinaryIO
 import ffmpeg  # ffmpeg-python: builds the filter graph; we run the process ourselves
 import numpy as np
 
-from marc.memory.errors import MediaError
+from marc.memory.core.errors import MediaError
 from marc.memory.probe import (
     SNIFF_BYTES,
     VideoInfo,

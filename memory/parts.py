@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from marc.memory.catalog import Catalog
+from marc.memory.core.settings import Settings
 from marc.memory.encoders import Encoder, load_encoder
 from marc.memory.media import Decoded, VideoInfo, decode
-from marc.memory.settings import Settings
 from marc.memory.stores import VectorStore, open_store
 
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
 
-from marc.memory.errors import ConfigError, MediaError
+from marc.memory.core.errors import ConfigError, MediaError
 
 _PROBE_TIMEOUT_S = 120
 

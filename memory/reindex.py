@@ -34,12 +34,12 @@ from pathlib import Path
 from typing import Any
 
 from marc.memory.catalog import Event, Video
-from marc.memory.errors import MediaError
+from marc.memory.core.errors import MediaError
+from marc.memory.core.timeline import Span
 from marc.memory.fingerprint import fingerprint
 from marc.memory.ingest import Failure, Progress, embed_spans, event_point, no_progress
 from marc.memory.media import probe
 from marc.memory.parts import ArchiveParts
-from marc.memory.timeline import Span
 
 __all__ = ["ReindexReport", "Reindexer"]
 

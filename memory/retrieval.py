@@ -18,55 +18,26 @@ returned: videos an ingest is still working on are excluded inside the store as 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 from sqlalchemy import select
 
 from marc.memory.catalog import Event, Video
-from marc.memory.errors import MediaError, StoreError
+from marc.memory.core.errors import MediaError, StoreError
+from marc.memory.core.events import EventRef, Filters
+from marc.memory.core.timeline import Span
 from marc.memory.parts import ArchiveParts
 from marc.memory.stores import ScoredPoint
 
-__all__ = ["Hit", "ImageQuery", "Retriever"]
+__all__ = ["ImageQuery", "Retriever"]
 
 #: What may be searched for: a text (question or description) or an example picture.
 ImageQuery = Path | Image.Image | np.ndarray
 #: Times a search is redone when an ingest commits or claims a video between the two reads.
 _RACE_RETRIES = 5
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One retrieved event memory: where it is (file, seconds, wall-clock time) and how close."""
-
-    id: str
-    video: str
-    camera: str
-    start_s: float
-    end_s: float
-    start_at: datetime
-    end_at: datetime
-    score: float
-    video_id: str
-
-    def to_json(self) -> dict[str, Any]:
-        """The ``marc search --json`` object of this hit."""
-        return {
-            "id": self.id,
-            "video": self.video,
-            "camera": self.camera,
-            "start_s": self.start_s,
-            "end_s": self.end_s,
-            "start_at": self.start_at.isoformat(),
-            "end_at": self.end_at.isoformat(),
-            "score": self.score,
-            "video_id": self.video_id,
-        }
 
 
 class Retriever(ArchiveParts):
@@ -82,38 +53,46 @@ class Retriever(ArchiveParts):
         query: str | ImageQuery,
         k: int = 3,
         *,
+        filters: Filters | None = None,
         cameras: Sequence[str] | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
         videos: Sequence[str | Path] | None = None,
-    ) -> list[Hit]:
-        """The ``k`` events closest to ``query``, best first.
+    ) -> list[EventRef]:
+        """The ``k`` events closest to ``query``, best first (each with its ``score``).
 
         Args:
             query: A text (embedded with the text tower), or an example picture: an image file
                 path, a PIL image or an RGB ``uint8 [H, W, 3]`` array (the image tower).
             k: How many events at most.
-            cameras: Only these cameras (``None``: all).
-            since: Only events that end after this aware datetime.
-            until: Only events that start before this aware datetime.
-            videos: Only these videos, as file paths or video ids.
+            filters: Cameras, time window and videos to search in (:class:`Filters`).
+            cameras, since, until, videos: shorthand for the same fields of ``filters`` (given
+                together with ``filters`` they replace its fields): only these cameras, only
+                events that end after / start before these aware datetimes, only these videos
+                (file paths or video ids).
 
         Raises:
             MediaError: the example picture cannot be read.
             StoreError: nothing is embedded with the current encoder, or a store failed.
         """
+        f = filters or Filters()
+        shorthand = {"cameras": cameras, "since": since, "until": until, "videos": videos}
+        if any(v is not None for v in shorthand.values()):
+            f = Filters.parse(
+                **{n: getattr(f, n) if v is None else v for n, v in shorthand.items()}
+            )
         vector = self.embed_query(query)
         self._check_collection()
-        video_ids = None if videos is None else [self.catalog.video_id_for(v) for v in videos]
+        video_ids = None if f.videos is None else [self.catalog.video_id_for(v) for v in f.videos]
         exclude = set(self.catalog.uncommitted_video_ids())
         for _ in range(_RACE_RETRIES):
             points = self.store.search(
                 self.collection,
                 vector,
                 k,
-                cameras=cameras,
-                since=since,
-                until=until,
+                cameras=f.cameras,
+                since=f.since,
+                until=f.until,
                 video_ids=video_ids,
                 exclude_video_ids=sorted(exclude),
             )
@@ -147,7 +126,7 @@ class Retriever(ArchiveParts):
             f"{self.settings.home}: no events stored yet; run `marc ingest` on some videos first"
         )
 
-    def _resolve(self, points: list[ScoredPoint]) -> tuple[list[Hit], set[str]]:
+    def _resolve(self, points: list[ScoredPoint]) -> tuple[list[EventRef], set[str]]:
         """Hits for ``points`` from the catalog, and the videos of points it has not committed."""
         if not points:
             return [], set()
@@ -165,12 +144,11 @@ class Retriever(ArchiveParts):
                 continue
             e, v = known[p.id]
             hits.append(
-                Hit(
+                EventRef(
                     id=e.id,
                     video=v.path,
                     camera=v.camera,
-                    start_s=e.start_s,
-                    end_s=e.end_s,
+                    span=Span(e.start_s, e.end_s, v.fps),
                     start_at=e.start_at,
                     end_at=e.end_at,
                     score=p.score,

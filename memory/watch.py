@@ -33,7 +33,7 @@ Two threads and two bounded maps::
   ingested is either left without vectors (its claim is redone on the next start) or finished.
   Killing the process instead is safe too (ingest is crash-safe), just not tidy.
 
-Errors: a file's problem (:class:`~marc.memory.errors.MediaError`) is in its batch's report and
+Errors: a file's problem (:class:`~marc.memory.core.errors.MediaError`) is in its batch's report and
 the service goes on, exactly as ``marc ingest`` does; any other error (store, catalog, model)
 ends :meth:`IngestService.run` with that error, and a restart catches up.
 """
@@ -170,7 +170,7 @@ class IngestService:
         """Catch up, then watch and ingest until :meth:`stop`, ``KeyboardInterrupt`` or an error.
 
         ``max_batches`` stops after that many ingests (tests). Raises the error that ended the
-        worker (a :class:`~marc.memory.errors.MarcError` other than a file's own problem).
+        worker (a :class:`~marc.memory.core.errors.MarcError` other than a file's own problem).
         """
         self._max_batches = max_batches
         worker = threading.Thread(target=self._work, name="marc-ingest-watch", daemon=True)

@@ -43,11 +43,11 @@ from marc.agent.state import Citation
 from marc.agent.threads import open_checkpointer
 from marc.agent.tool import as_tool, format_answer
 from marc.memory.archive import Archive
-from marc.memory.errors import ModelError
+from marc.memory.core.errors import ModelError
+from marc.memory.core.settings import Settings
 from marc.memory.probe import probe
-from marc.memory.settings import Settings
 
-MARC = [sys.executable, "-m", "marc.agent.cli"]
+MARC = [sys.executable, "-m", "marc.agent._cli"]
 REPO = Path(__file__).resolve().parents[1]
 CONTRACT = {"answer", "thread", "evidence", "visual_tokens", "budget_tokens"}
 EVIDENCE_KEYS = {"id", "video", "camera", "start_s", "end_s", "score"}
@@ -309,7 +309,7 @@ def test_ask_follow_up_in_another_process_and_evidence_export(arch, tmp_path):
     assert _is_model_answer(first["answer"])
 
     # the answer is what the model generates for these events (whatever its weights say)
-    from marc.agent.vlm import Answerer
+    from marc.compression.vlm import Answerer
 
     hits = [
         SimpleNamespace(**{**c, "start_at": _at(c["start_at"]), "end_at": _at(c["end_at"])})

@@ -10,7 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from marc.memory.catalog import Base, Catalog, Event, Video
-from marc.memory.errors import StoreError
+from marc.memory.core.errors import StoreError
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

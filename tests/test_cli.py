@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-MARC = [sys.executable, "-m", "marc.agent.cli"]
+MARC = [sys.executable, "-m", "marc.agent._cli"]
 
 
 def run(
@@ -97,7 +97,7 @@ def test_usage_errors_exit_2_with_one_line(env, tmp_path: Path):
 def test_bad_settings_and_unreachable_store_are_one_line_errors(env, tmp_path: Path):
     bad = dict(env, MARC_MODELS="huge")
     code, _, err = run("status", env=bad, check_json=False)
-    assert code == 1 and "MARC_MODELS" in err and "Traceback" not in err
+    assert code == 2 and "MARC_MODELS" in err and "Traceback" not in err  # a usage error
     remote = dict(env, MARC_QDRANT_URL="http://127.0.0.1:9")
     code, _, err = run("status", env=remote, check_json=False)
     assert code == 1 and "127.0.0.1:9" in err and len(err.strip().splitlines()) == 1

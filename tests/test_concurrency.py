@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from marc.memory.catalog import Catalog, Event, Video
 
-MARC = [sys.executable, "-m", "marc.agent.cli"]
+MARC = [sys.executable, "-m", "marc.agent._cli"]
 
 
 def _env(home: Path, database_url: str = "") -> dict:

@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 import torch
 
+from marc.memory.core.errors import ModelError
+from marc.memory.core.settings import PE_CORE_B16, Settings
 from marc.memory.encoders import (
     Encoder,
     OpenClipEncoder,
@@ -26,8 +28,6 @@ from marc.memory.encoders import (
     tiny_name,
 )
 from marc.memory.encoders.pe_core import HUB_TIMEOUT_S
-from marc.memory.errors import ModelError
-from marc.memory.settings import PE_CORE_B16, Settings
 
 
 def _hub_reachable() -> bool:
@@ -311,7 +311,7 @@ import sys, time
 from pathlib import Path
 import numpy as np
 from marc.memory.encoders import OpenClipEncoder
-from marc.memory.errors import ModelError
+from marc.memory.core.errors import ModelError
 t0 = time.monotonic()
 try:
     OpenClipEncoder(sys.argv[1], cache_dir=Path(sys.argv[2]) / "empty")

@@ -5,15 +5,15 @@ from __future__ import annotations
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from marc.agent.evidence import SHEET_NAME, export_evidence
+from marc.memory.core.events import EventRef
+from marc.memory.core.timeline import Span
 from marc.memory.probe import probe
-from marc.memory.retrieval import Hit
 
 T0 = datetime(2024, 1, 31, 18, 0, tzinfo=UTC)
 
@@ -27,12 +27,12 @@ def lobby_mp4(tmp_path_factory, run_ffmpeg, vtest_avi: Path) -> Path:
     return out
 
 
-def hit(video: Path | str, start_s: float, end_s: float, n: int = 0, **kw) -> Hit:
-    at = T0 + timedelta(seconds=start_s)
-    fields = dict(id=f"{n:08x}-feed-beef", video=str(video), camera="lobby", start_s=start_s,
-                  end_s=end_s, start_at=at, end_at=at + timedelta(seconds=end_s - start_s),
+def hit(video: Path | str, start_s: float, end_s: float, n: int = 0, **kw) -> EventRef:
+    fields = dict(id=f"{n:08x}-feed-beef", video=str(video), camera="lobby",
+                  span=Span(start_s, end_s), start_at=T0 + timedelta(seconds=start_s),
+                  end_at=T0 + timedelta(seconds=end_s),
                   score=0.5, video_id="v")  # fmt: skip
-    return Hit(**{**fields, **kw})
+    return EventRef(**{**fields, **kw})
 
 
 def written(out: Path) -> list[Path]:
@@ -77,7 +77,7 @@ def test_sheet_and_clips_stream_copy_or_reencode(tmp_path: Path, lobby_mp4: Path
 
 
 def test_sheet_grows_with_events_and_optional_fields(tmp_path: Path, lobby_mp4: Path):
-    plain = SimpleNamespace(id="x", video=str(lobby_mp4), camera="", start_s=1.0, end_s=2.0)
+    plain = EventRef("x", str(lobby_mp4), "", Span(1.0, 2.0))
     one = export_evidence([plain], tmp_path / "one", frames_per_event=2, thumb_height=90)
     three = export_evidence(
         [plain, hit(lobby_mp4, 4, 6, 2), hit(lobby_mp4, 7, 9.5, 3)],

@@ -20,12 +20,12 @@ import numpy as np
 import pytest
 import torch
 
+from marc.memory.core.settings import Settings
 from marc.memory.media import decode
 from marc.memory.segment import ChangeGate, SegmentStream, segment
 from marc.memory.segment.gate import block_means, change
 from marc.memory.segment.transnet_detector import TransNetDetector, cuts_from_predictions
 from marc.memory.segment.transnet_runtime import TransNetForward, _compiled, _ir_name
-from marc.memory.settings import Settings
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
@@ -196,7 +196,7 @@ def test_decode_streams_small_frames_in_order(composite):
 
 
 def test_a_failing_consumer_stops_the_decode(composite):
-    from marc.memory.errors import MediaError
+    from marc.memory.core.errors import MediaError
 
     def consume(frames: np.ndarray) -> None:
         raise RuntimeError("consumer broke")
@@ -221,7 +221,7 @@ _PEAK = """
 import json, resource, sys
 from pathlib import Path
 from marc.memory.archive import Archive
-from marc.memory.settings import Settings
+from marc.memory.core.settings import Settings
 with Archive(Settings(home=sys.argv[2], models="tiny")) as archive:
     r = archive.segment(Path(sys.argv[1]))
 print(json.dumps({"cuts": r["cuts"], "frames": r["frames"], "evaluated": r["evaluated"],

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from marc.memory.archive import Archive
+from marc.memory.core.settings import Settings
 from marc.memory.ingest import Ingestor
-from marc.memory.settings import Settings
 from marc.memory.stores import QdrantStore
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from marc.memory.errors import ConfigError, MediaError
+from marc.memory.core.errors import ConfigError, MediaError
 from marc.memory.media import (
     Decoded,
     VideoInfo,

@@ -27,8 +27,8 @@ from _services import Answer, http_service, tcp_service
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from marc.agent.cli import app
-from marc.memory.settings import Settings
+from marc.agent._cli import app
+from marc.memory.core.settings import Settings
 from marc.memory.stores import EventPoint, QdrantStore, StoreError, client_args, open_store
 
 MARC = Path(sys.executable).with_name("marc")  # the console script, as a user runs it
@@ -167,7 +167,7 @@ def test_other_urls_are_invalid_settings_naming_value_and_forms(url, hint, tmp_p
 def test_cli_reports_a_malformed_url_as_an_invalid_setting(marc_home, monkeypatch):
     monkeypatch.setenv("MARC_QDRANT_URL", "localhost:6333")
     result = CliRunner().invoke(app, ["status"])
-    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert result.exit_code == 2  # an invalid setting is a usage error
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: invalid setting MARC_QDRANT_URL:")
     assert "'localhost:6333'" in line and "http://localhost:6333" in line

@@ -18,13 +18,13 @@ from sqlalchemy import select
 
 from marc.memory.archive import Archive
 from marc.memory.catalog import Event, Video
-from marc.memory.errors import StoreError
+from marc.memory.core.errors import StoreError
+from marc.memory.core.settings import Settings
 from marc.memory.reindex import Reindexer
-from marc.memory.settings import Settings
 
 #: The encoder switched to: a second generated tiny model, 96-d instead of 64-d.
 WIDE = "tiny-wide"
-MARC = [sys.executable, "-m", "marc.agent.cli"]
+MARC = [sys.executable, "-m", "marc.agent._cli"]
 
 
 @pytest.fixture(scope="module")

@@ -21,12 +21,12 @@ from sqlalchemy import update
 
 from marc.memory.archive import Archive
 from marc.memory.catalog import Video
-from marc.memory.errors import MediaError, StoreError
+from marc.memory.core.errors import MediaError, StoreError
+from marc.memory.core.settings import Settings
+from marc.memory.core.timeline import parse_time
 from marc.memory.retrieval import Retriever
-from marc.memory.settings import Settings
-from marc.memory.timeline import parse_time
 
-MARC = [sys.executable, "-m", "marc.agent.cli"]
+MARC = [sys.executable, "-m", "marc.agent._cli"]
 # camera -> (file name with its recording start, source clip, seek seconds)
 CLIPS = {
     "gate": ("gate_20240131_080000.mp4", "bigbuckbunny", 0.0),

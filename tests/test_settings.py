@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from marc.memory.settings import PE_CORE_B16, Settings
-from marc.memory.timeline import Span
+from marc.memory.core.settings import PE_CORE_B16, Settings
+from marc.memory.core.timeline import Span
 
 
 def test_environment_variables_configure_everything(monkeypatch, tmp_path: Path):

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import qdrant_edge as qe
 
-from marc.memory.settings import Settings
+from marc.memory.core.settings import Settings
 from marc.memory.stores import (
     EdgeStore,
     EventPoint,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from marc.memory.errors import MarcError
+from marc.memory.core.errors import MarcError
 from marc.training import data
 from marc.training.data import (
     PROBLEM_TYPES,

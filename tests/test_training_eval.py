@@ -10,13 +10,13 @@ import json
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
+from marc.agent._cli import app
 from marc.memory.archive import Archive
-from marc.memory.settings import Settings
+from marc.memory.core.settings import Settings
 from marc.training.data import write_dataset
-from marc.training.evaluate import EvalReport, SampleResult, eval_command, evaluate, label
+from marc.training.evaluate import EvalReport, SampleResult, evaluate, label
 from marc.training.synthetic import make_task
 
 FAST = dict(frames=8, uniform_frames=4, progress=False)
@@ -109,9 +109,6 @@ def test_retrieval_ingests_once_and_uses_events_of_the_sample_video(bench, setti
 @pytest.fixture
 def cli(marc_home, monkeypatch):
     monkeypatch.setenv("MARC_VLM_MAX_NEW_TOKENS", "4")
-    app = typer.Typer()
-    app.callback()(lambda: None)  # keep "eval" a subcommand, as under `marc`
-    app.command("eval")(eval_command)
     runner = CliRunner()
     return lambda *args: runner.invoke(app, ["eval", *map(str, args)])
 
@@ -141,6 +138,6 @@ def test_cli_errors_are_one_line(cli, bench, tmp_path, args, message):
     bad = write_dataset(tmp_path / "bad.json", [{"problem_id": 1, "problem": "q"}])
     args = [a.format(one=bench["one"], bad=bad) for a in args]
     result = cli("--model", "tiny", *args)
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # bad data or arguments: a usage error
     (line,) = result.stderr.strip().splitlines()
     assert message in line and "Traceback" not in result.output

@@ -25,7 +25,7 @@ from marc.training.sft import SFTTrainer, sft_target
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
-    from marc.agent.vlm.tiny import tiny_config, write_model
+    from marc.compression.vlm.tiny import tiny_config, write_model
 
     folder = tmp_path_factory.mktemp("tiny-vlm")
     write_model(folder, tiny_config(), seed=0)
@@ -271,20 +271,20 @@ def test_load_config_errors_are_one_line(tmp_path):
 
 
 def test_cli_errors_and_a_short_run(tiny_model, task, tmp_path):
-    from marc.training.cli import train_app
+    from marc.agent._cli import app
 
     runner = CliRunner()
-    r = runner.invoke(train_app, ["grpo", "--config", str(tmp_path / "none.yaml")])
-    assert r.exit_code == 1 and r.stderr.startswith("error: ") and "none.yaml" in r.stderr
+    r = runner.invoke(app, ["train", "grpo", "--config", str(tmp_path / "none.yaml")])
+    assert r.exit_code == 2 and r.stderr.startswith("error: ") and "none.yaml" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"model: {tiny_model}\ndata: {tmp_path / 'gone.json'}\noutput_dir: o\n")
-    r = runner.invoke(train_app, ["sft", "--config", str(cfg)])
-    assert r.exit_code == 1 and "gone.json does not exist" in r.stderr
+    r = runner.invoke(app, ["train", "sft", "--config", str(cfg)])
+    assert r.exit_code == 2 and "gone.json does not exist" in r.stderr
     cfg.write_text(
         f"model: {tiny_model}\ndata: {task}\noutput_dir: {tmp_path / 'run'}\nteacher_frames: 8\n"
         "reasoning: false\nprogress: false\nbatch: 2\n"
     )
-    r = runner.invoke(train_app, ["sft", "--config", str(cfg), "--max-steps", "1"])
+    r = runner.invoke(app, ["train", "sft", "--config", str(cfg), "--max-steps", "1"])
     assert r.exit_code == 0, r.output
     assert r.stdout.strip() == str(tmp_path / "run" / "final")

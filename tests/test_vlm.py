@@ -1,4 +1,4 @@
-"""The answer path (marc.agent.vlm) with the generated tiny Qwen2.5-VL on real footage.
+"""The answer path (marc.compression.vlm) with the generated tiny Qwen2.5-VL on real footage.
 
 The tiny model is the real architecture with random weights, saved and loaded through
 ``from_pretrained``. Its answers are gibberish, so the tests check what must hold for any weights:
@@ -19,17 +19,19 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from marc.agent.vlm import Answerer, EventRef, Visual, VisualPrompt, allocate_frames, answer
-from marc.agent.vlm.loading import load_model, load_processor, load_vision_tower, model_dir
-from marc.agent.vlm.prompt import build_messages
-from marc.agent.vlm.tiny import TINY_VLM_DIRNAME, ensure_tiny_vlm, tiny_vlm_name
-from marc.agent.vlm.transformers_backend import TransformersBackend
-from marc.agent.vlm.vision import VisionTower
 from marc.compression import compress
+from marc.compression.vlm import Answerer, Visual, VisualPrompt, allocate_frames, answer
+from marc.compression.vlm.loading import load_model, load_processor, load_vision_tower, model_dir
+from marc.compression.vlm.prompt import build_messages
+from marc.compression.vlm.tiny import TINY_VLM_DIRNAME, ensure_tiny_vlm, tiny_vlm_name
+from marc.compression.vlm.transformers_backend import TransformersBackend
+from marc.compression.vlm.vision import VisionTower
 from marc.memory.archive import Archive
-from marc.memory.errors import MediaError, ModelError
+from marc.memory.core.errors import MediaError, ModelError
+from marc.memory.core.events import EventRef
+from marc.memory.core.settings import QWEN25_VL_3B, Settings
+from marc.memory.core.timeline import Span
 from marc.memory.frames import event_frames, frame_times
-from marc.memory.settings import QWEN25_VL_3B, Settings
 
 
 def _settings(home: Path, **kw) -> Settings:
@@ -63,7 +65,7 @@ def clip_frames(vtest_avi, parts) -> np.ndarray:
 
 # ------------------------------------------------------------------------ the tiny model
 def test_tiny_model_tokenizer_can_be_trained_on_a_task_corpus(parts, tmp_path):
-    from marc.agent.vlm.tiny import tiny_config, write_model
+    from marc.compression.vlm.tiny import tiny_config, write_model
 
     text = "What colour is the moving shape? Options: A. red B. green C. blue D. yellow"
     write_model(tmp_path / "m", tiny_config(text={"vocab_size": 1024}), corpus=(text + "\n") * 50)
@@ -186,7 +188,7 @@ def test_the_compressed_picture_is_one_image_with_t_1(parts, clip_frames):
     """N kept groups stacked into grid [1, N*h, w]: one time index, N*h/2 rows of positions."""
     tokens = parts.vision.encode(clip_frames)[:3]  # [3, P, D]
     h, w = parts.vision.grid(*clip_frames.shape[1:3])
-    events = [EventRef("e", "/v/hall.avi", "hall", 20.0, 28.0)]
+    events = [EventRef("e", "/v/hall.avi", "hall", Span(20.0, 28.0))]
     prompt = Answerer(parts.settings, backend=parts.backend, vision=parts.vision).prompt(
         "q", events, tokens, (h, w)
     )
@@ -333,13 +335,14 @@ def test_missing_files_are_reported_and_skipped(answerer, hits, tmp_path):
 
 
 @pytest.mark.slow
-def test_module_answer_loads_once(archive, hits):
+def test_module_answer_is_repeatable_and_keeps_no_models(archive, hits):
     a = answer("who is there?", hits, settings=archive)
     b = answer("who is there?", hits, settings=archive)
     assert a.text == b.text and a.groups == b.groups  # greedy: same input, same answer
-    from marc.agent.vlm import answerer as module
+    from marc.compression.vlm import answerer as module
 
-    assert len(module._default) == 1
+    # no module-level cache that nothing closes: each call loads and releases its models
+    assert not any(isinstance(v, dict) and v for k, v in vars(module).items() if k.startswith("_"))
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""marc.agent.vlm.vllm_backend against a fake vLLM server started in-process.
+"""marc.compression.vlm.vllm_backend against a fake vLLM server started in-process.
 
 The official vLLM wheel needs CUDA, so the server here is a real HTTP server on a local port that
 checks each request the way ``vllm serve --enable-mm-embeds`` does for Qwen2.5-VL: one message
@@ -19,18 +19,20 @@ import torch
 from _services import http_service as _http_service
 from _services import tcp_service
 
-from marc.agent.vlm.backend import Generation
-from marc.agent.vlm.prompt import EventRef, Visual, VisualPrompt, build_messages
-from marc.agent.vlm.vllm_backend import VLLMBackend, decode_tensor, encode_tensor
-from marc.memory.errors import ConfigError, ModelError
-from marc.memory.settings import Settings
+from marc.compression.vlm.backend import Generation
+from marc.compression.vlm.prompt import Visual, VisualPrompt, build_messages
+from marc.compression.vlm.vllm_backend import VLLMBackend, decode_tensor, encode_tensor
+from marc.memory.core.errors import ConfigError, ModelError
+from marc.memory.core.events import EventRef
+from marc.memory.core.settings import Settings
+from marc.memory.core.timeline import Span
 
 SERVED = "marc-student"
 HIDDEN = 64
 KEY = "s3cret"
 CLOSED = "http://127.0.0.1:9/v1"  # the discard port: nothing listens there
 MM_EMBEDS_OFF = "You must set `--enable-mm-embeds` to input `image_embeds`"
-EVENTS = [EventRef("e1", "/videos/lobby.mp4", "lobby", 5.0, 20.0)]
+EVENTS = [EventRef("e1", "/videos/lobby.mp4", "lobby", Span(5.0, 20.0))]
 
 
 # ------------------------------------------------------------------------------- services
@@ -334,7 +336,7 @@ def test_answer_through_vllm_sends_the_compressed_picture(tmp_path, vtest_avi) -
     frames; the server receives one [1, h, w] picture of one group's rows (hidden 64)."""
     from types import SimpleNamespace
 
-    from marc.agent.vlm import Answerer
+    from marc.compression.vlm import Answerer
 
     hits = [
         SimpleNamespace(id="a", video=str(vtest_avi), camera="hall", start_s=2.0, end_s=9.0),

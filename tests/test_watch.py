@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 
 from marc.memory.archive import Archive
-from marc.memory.settings import Settings
+from marc.memory.core.settings import Settings
 from marc.memory.watch import Batch, IngestService
 
-MARC = [sys.executable, "-m", "marc.agent.cli"]
+MARC = [sys.executable, "-m", "marc.agent._cli"]
 SETTLE = 0.5
 WAIT = 180  # seconds a batch may take on a loaded machine (model loads, 2 cores)
 

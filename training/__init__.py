@@ -10,6 +10,26 @@ One file per concept:
 - :mod:`.inputs`: a sample's full / uniform / compressed visual input, through the answer path.
 - :mod:`.policy`: rollouts and completion log-probs on precomputed visual rows.
 - :mod:`.grpo`, :mod:`.sft`, :mod:`.trainer`: the trainers and what they share.
-- :mod:`.config`: the YAML-backed training configuration; :mod:`.cli`: ``marc train``.
-- :mod:`.evaluate`: ``marc eval``, the paper's table; :mod:`.synthetic`: the miniature's task.
+- :mod:`.config`: the YAML-backed training configuration; :mod:`.run`: one run from a config
+  file (``marc train``).
+- :mod:`.evaluate`: the paper's table (``marc eval``); :mod:`.synthetic`: the miniature's task.
+
+Names load on first use (see :mod:`marc.memory.core.lazy`).
 """
+
+from marc.memory.core.lazy import exports
+
+_EXPORTS = {
+    "TrainConfig": "marc.training.config",
+    "load_config": "marc.training.config",
+    "GRPOTrainer": "marc.training.grpo",
+    "SFTTrainer": "marc.training.sft",
+    "train": "marc.training.run",
+    "evaluate": "marc.training.evaluate",
+    "EvalReport": "marc.training.evaluate",
+    "InputBuilder": "marc.training.inputs",
+    "load_dataset": "marc.training.data",
+    "score": "marc.training.answers",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = exports(__name__, _EXPORTS)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from marc.memory.errors import MarcError
+from marc.memory.core.errors import MarcError
 from marc.training.answers import extract_answer, find_answer
 
 __all__ = [

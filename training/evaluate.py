@@ -18,24 +18,21 @@ in the denominator, as a benchmark run with missing videos should not look bette
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
 from rich.console import Console
 from rich.table import Table
 
-from marc.memory.errors import MarcError, MediaError, one_line
-from marc.memory.settings import Settings
+from marc.memory.core.errors import MediaError, one_line
+from marc.memory.core.settings import Settings
 from marc.training.answers import score
 from marc.training.data import BENCHMARKS, Sample, benchmark_name, load_dataset
 from marc.training.inputs import MODES
 
-__all__ = ["PAPER_BENCHMARKS", "EvalReport", "SampleResult", "eval_command", "evaluate", "label"]
+__all__ = ["PAPER_BENCHMARKS", "EvalReport", "SampleResult", "evaluate", "label"]
 
 #: The paper's column order (Video-R1's evaluation sets); other benchmarks follow in given order.
 PAPER_BENCHMARKS: tuple[str, ...] = tuple(BENCHMARKS.values())
@@ -182,7 +179,7 @@ def _load_data(data: Sequence[Path], limit: int | None) -> dict[str, list[Sample
 
 def _load_builder(settings: Settings):
     """The answer model (transformers, in this process) wrapped in an :class:`InputBuilder`."""
-    from marc.agent.vlm.loading import load_model, load_processor, model_dir
+    from marc.compression.vlm.loading import load_model, load_processor, model_dir
     from marc.training.inputs import InputBuilder
 
     folder = model_dir(settings)
@@ -234,6 +231,7 @@ def evaluate(
     budget: int = 1,
     retrieval: bool = False,
     reasoning: bool = False,
+    max_new_tokens: int | None = None,
     limit: int | None = None,
     k: int = 3,
     progress: bool = True,
@@ -252,6 +250,7 @@ def evaluate(
         budget: groups kept by the compression (1: one frame's worth of tokens).
         retrieval: answer from the top-``k`` events of the sample's video instead of all of it.
         reasoning: ask for ``<think>``/``<answer>`` output.
+        max_new_tokens: longest answer in tokens (default: ``settings.vlm_max_new_tokens``).
         limit: evaluate the first ``limit`` samples of each benchmark.
         progress: show a progress bar (and failures as they happen) on stderr.
 
@@ -273,7 +272,10 @@ def evaluate(
             f"{frames}, {uniform_frames}, {budget}, {limit}"
         )
     benches = _load_data(data, limit)  # data errors before the model loads
-    settings = (settings or Settings()).model_copy(update={"vlm": model})
+    update: dict[str, Any] = {"vlm": model}
+    if max_new_tokens is not None:
+        update["vlm_max_new_tokens"] = max_new_tokens
+    settings = (settings or Settings()).model_copy(update=update)
     labels = {
         m: label(m, frames=frames, uniform_frames=uniform_frames, budget=budget,
                  retrieval=retrieval)
@@ -287,6 +289,7 @@ def evaluate(
             "data": [str(p) for p in data], "modes": modes, "frames": frames,
             "uniform_frames": uniform_frames, "budget": budget, "retrieval": retrieval,
             "k": k if retrieval else None, "reasoning": reasoning, "limit": limit,
+            "max_new_tokens": settings.vlm_max_new_tokens,
         },
     )  # fmt: skip
     err = Console(stderr=True) if progress else None
@@ -377,70 +380,3 @@ class _Evaluator:
                 SampleResult(setting, bench, sample.problem_id, "", sample.answer, 0.0, 0,
                              error=problem)
             )  # fmt: skip
-
-
-# ------------------------------------------------------------------------------------ CLI
-def eval_command(
-    model: Annotated[
-        str, typer.Option("--model", help="Answer model: checkpoint folder, hub id, or 'tiny'.")
-    ],
-    data: Annotated[
-        list[Path], typer.Option("--data", help="Video-R1 JSON/JSONL file (repeatable).")
-    ],
-    mode: Annotated[
-        list[str], typer.Option("--mode", help="full, uniform or compressed (repeatable).")
-    ] = list(MODES),  # noqa: B006 - typer reads the default, never mutates it
-    frames: Annotated[int, typer.Option(help="Frames for full and before compression.")] = 64,
-    uniform_frames: Annotated[int, typer.Option(help="Frames of the uniform baseline.")] = 16,
-    budget: Annotated[int, typer.Option(help="Frame groups kept by the compression.")] = 1,
-    retrieval: Annotated[
-        bool,
-        typer.Option(
-            "--retrieval/--no-retrieval",
-            help="Ingest each video into MARC's memory and answer from its top-3 events.",
-        ),
-    ] = False,
-    reasoning: Annotated[
-        bool, typer.Option(help="Ask for <think>/<answer> output (the C-GRPO format).")
-    ] = False,
-    limit: Annotated[
-        int | None, typer.Option(help="Evaluate the first N samples of each benchmark.")
-    ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print only JSON to stdout.")] = False,
-    output: Annotated[
-        Path | None, typer.Option("--output", help="Also write the JSON report to this file.")
-    ] = None,
-) -> None:
-    """Evaluate an answer model on Video-R1-format benchmarks (the paper's Table 1 layout).
-
-    Exit code 1 when some samples failed (missing media: listed on stderr, scored 0) or on an
-    error.
-    """
-    err, out = Console(stderr=True), Console()
-    try:
-        report = evaluate(
-            model, data, modes=mode, frames=frames, uniform_frames=uniform_frames,
-            budget=budget, retrieval=retrieval, reasoning=reasoning, limit=limit,
-            progress=not json_out,
-        )  # fmt: skip
-    except (MarcError, ValueError, OSError) as e:  # DataError is both a MarcError and ValueError
-        err.print(f"[bold red]error:[/] {_message(e)}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from e
-    data_json = report.to_json()
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps(data_json, indent=2, ensure_ascii=False) + "\n")
-    if json_out:
-        sys.stdout.write(json.dumps(data_json, indent=2, ensure_ascii=False) + "\n")
-    else:
-        out.print(report.table())
-    raise typer.Exit(1 if report.failures else 0)
-
-
-def _message(e: BaseException) -> str:
-    from pydantic import ValidationError
-
-    if isinstance(e, ValidationError):  # settings from the environment
-        first = e.errors()[0]
-        return f"invalid setting {'_'.join(map(str, first['loc'])).upper()}: {first['msg']}"
-    return one_line(e)

@@ -132,7 +132,7 @@ class GRPOTrainer(Trainer):
         samples: list[Sample] | None = None,
         reward: Callable[..., RolloutRewards] | None = None,
     ) -> None:
-        from marc.agent.vlm.loading import load_processor
+        from marc.compression.vlm.loading import load_processor
         from marc.training.inputs import InputBuilder
 
         super().__init__(config, samples=samples)

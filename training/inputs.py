@@ -1,8 +1,8 @@
 """Visual inputs of a Video-R1 sample in the paper's settings: full frames, uniform, compressed.
 
 Training and evaluation feed the answer model exactly what MARC's answer path feeds it
-(:class:`marc.agent.vlm.answerer.Answerer`): frames sampled across the video (or across retrieved
-events), Qwen2.5-VL's own vision tower, then
+(:class:`marc.compression.vlm.answerer.Answerer`): frames sampled across the video (or across
+retrieved events), Qwen2.5-VL's own vision tower, then
 
 * ``"full"``: ``frames`` (64, the paper's teacher) frames as one video, uncompressed;
 * ``"uniform"``: ``uniform_frames`` (16) frames as one video, uncompressed (the usual baseline);
@@ -17,34 +17,35 @@ are given. Image samples are one image in every mode (no compression: one group 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
-from marc.memory.errors import MediaError
+from marc.memory.core.errors import MediaError
+from marc.memory.core.events import EventRef
+from marc.memory.core.settings import Settings
+from marc.memory.core.timeline import Span
 from marc.memory.probe import probe
-from marc.memory.settings import Settings
 from marc.training.data import Sample, question_text
 
 if TYPE_CHECKING:  # torch and the answer model load only when inputs are built (`marc --help`)
-    from marc.agent.vlm.answerer import Answer, Answerer, Prepared
-    from marc.agent.vlm.backend import VLMBackend
-    from marc.agent.vlm.vision import VisionTower
+    from marc.compression.vlm.answerer import Answer, Answerer, Prepared
+    from marc.compression.vlm.backend import VLMBackend
+    from marc.compression.vlm.vision import VisionTower
 
-__all__ = ["MODES", "InputBuilder", "WholeVideo"]
+__all__ = ["MODES", "InputBuilder", "whole_video"]
 
 Mode = Literal["full", "uniform", "compressed"]
 MODES: tuple[str, ...] = ("full", "uniform", "compressed")
 
 
-@dataclass(frozen=True)
-class WholeVideo:
-    """A pseudo search hit covering a whole file (what :meth:`Answerer.prepare` samples from)."""
-
-    id: str
-    video: str
-    start_s: float
-    end_s: float
-    camera: str = ""
+def whole_video(sample: Sample) -> EventRef:
+    """A sample's video as one pseudo-event covering the whole file (camera: its folder)."""
+    info = probe(sample.path)
+    return EventRef(
+        id=str(sample.problem_id),
+        video=str(sample.path),
+        camera=sample.path.parent.name,
+        span=Span(0.0, info.duration_s, info.fps or None),
+    )
 
 
 class InputBuilder:
@@ -66,15 +67,15 @@ class InputBuilder:
     def for_model(cls, model, processor, settings: Settings) -> InputBuilder:
         """The builder of a loaded ``Qwen2_5_VLForConditionalGeneration``: its transformers
         backend and its own vision tower at ``settings.vlm_frame_pixels``."""
-        from marc.agent.vlm.transformers_backend import TransformersBackend
-        from marc.agent.vlm.vision import VisionTower
+        from marc.compression.vlm.transformers_backend import TransformersBackend
+        from marc.compression.vlm.vision import VisionTower
 
         backend = TransformersBackend(model, processor)
         vision = VisionTower(backend.visual, processor, frame_pixels=settings.vlm_frame_pixels)
         return cls(backend, vision, settings)
 
     def _answerer(self, frames: int) -> Answerer:
-        from marc.agent.vlm.answerer import Answerer
+        from marc.compression.vlm.answerer import Answerer
 
         if frames not in self._answerers:
             settings = self.settings.model_copy(update={"vlm_frames": frames})
@@ -90,7 +91,7 @@ class InputBuilder:
         uniform_frames: int = 16,
         budget: int = 1,
         reasoning: bool = False,
-        hits: Sequence[Any] | None = None,
+        hits: Sequence[EventRef] | None = None,
     ) -> Prepared:
         """The prompt (with precomputed visual rows) of ``sample`` in ``mode``.
 
@@ -105,16 +106,7 @@ class InputBuilder:
             return self._image(sample, question, reasoning)
         n = uniform_frames if mode == "uniform" else frames
         if hits is None:
-            info = probe(sample.path)
-            hits = [
-                WholeVideo(
-                    str(sample.problem_id),
-                    str(sample.path),
-                    0.0,
-                    info.duration_s,
-                    camera=sample.path.parent.name,
-                )
-            ]
+            hits = [whole_video(sample)]
         return self._answerer(n).prepare(
             question, hits, budget=budget if mode == "compressed" else None, reasoning=reasoning
         )
@@ -124,8 +116,8 @@ class InputBuilder:
         import numpy as np
         from PIL import Image
 
-        from marc.agent.vlm.answerer import Prepared
-        from marc.agent.vlm.prompt import REASONING_SUFFIX, Visual, VisualPrompt
+        from marc.compression.vlm.answerer import Prepared
+        from marc.compression.vlm.prompt import REASONING_SUFFIX, Visual, VisualPrompt
 
         try:
             with Image.open(sample.path) as im:
@@ -144,7 +136,17 @@ class InputBuilder:
         visual = Visual("image", tokens.reshape(P, -1), (1, gh, gw), merge=self.vision.merge)
         prompt = VisualPrompt(messages, [visual])
         return Prepared(
-            prompt, prompt.visual_tokens, P, [[(0, 0)]], [], [[0.0]], [], {}, P, (h, w), 0.0
+            prompt=prompt,
+            visual_tokens=prompt.visual_tokens,
+            budget_tokens=P,
+            groups=[[(0, 0)]],
+            events=[],
+            group_times=[[0.0]],
+            missing=[],
+            timings={},
+            tokens_per_group=P,
+            frame_size=(h, w),
+            started=0.0,
         )
 
     def answer(self, prepared: Prepared, *, temperature: float = 0.0) -> Answer:

@@ -2,7 +2,7 @@
 
 The vision tower is frozen, so a sample's visual input never changes during training: its prompt
 (``input_ids`` and the post-merger visual rows, see
-:meth:`marc.agent.vlm.transformers_backend.TransformersBackend.inputs`) is computed once with
+:meth:`marc.compression.vlm.transformers_backend.TransformersBackend.inputs`) is computed once with
 ``torch.no_grad()`` and cached per sample and mode (:class:`PromptCache`). The student reads the
 compressed one-frame input, the teacher the 64 uncompressed frames.
 

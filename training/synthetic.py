@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from marc.memory.errors import MediaError
+from marc.memory.core.errors import MediaError
 from marc.memory.probe import ffmpeg_command
 
 __all__ = [

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from marc.memory.settings import Settings
+from marc.memory.core.settings import Settings
 from marc.training.config import TrainConfig
 from marc.training.data import Sample, load_dataset, mixed_subset
 from marc.training.policy import PromptCache
@@ -64,14 +64,14 @@ def train_settings(config: TrainConfig) -> Settings:
 
 def resolve_model(name: str, settings: Settings) -> Path:
     """The local folder of a checkpoint folder, hub id or ``"tiny"`` (downloaded/generated)."""
-    from marc.agent.vlm.loading import model_dir
+    from marc.compression.vlm.loading import model_dir
 
     return model_dir(settings.model_copy(update={"vlm": name}))
 
 
 def load_frozen(folder: Path, settings: Settings):
     """A model that never trains (reference, teacher): eval mode, no gradients."""
-    from marc.agent.vlm.loading import load_model
+    from marc.compression.vlm.loading import load_model
 
     model = load_model(folder, settings)
     model.requires_grad_(False)
@@ -101,7 +101,7 @@ class Trainer:
     method = "base"
 
     def __init__(self, config: TrainConfig, *, samples: list[Sample] | None = None) -> None:
-        from marc.agent.vlm.loading import load_model, load_processor
+        from marc.compression.vlm.loading import load_model, load_processor
         from marc.training.inputs import InputBuilder
 
         self.config = config

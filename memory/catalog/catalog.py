@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from marc.memory.catalog.models import Event, Video, VideoPath
-from marc.memory.errors import StoreError
+from marc.memory.core.errors import StoreError
 from marc.memory.fingerprint import fingerprint, video_id
 
 _ALEMBIC_INI = Path(__file__).with_name("alembic.ini")

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 from marc.memory.encoders.base import Encoder, event_vector, l2_normalize, prepare_images
 
 if TYPE_CHECKING:
+    from marc.memory.core.settings import Settings
     from marc.memory.encoders.pe_core import OpenClipEncoder
     from marc.memory.encoders.tiny import TINY_VARIANTS, ensure_tiny, tiny_name
-    from marc.memory.settings import Settings
 
 # torch, open_clip and timm take seconds to import: the model modules load on first use, so
 # commands that need no model (``marc status``, an error message) answer at once.

@@ -36,10 +36,10 @@ import torch
 import torch.nn.functional as F
 from open_clip.factory import parse_model_name
 
+from marc.memory.core.errors import ModelError, one_line
+from marc.memory.core.settings import PE_CORE_B16
 from marc.memory.encoders import tiny as _tiny  # noqa: F401  (registers the tiny timm tower)
 from marc.memory.encoders.base import Encoder
-from marc.memory.errors import ModelError, one_line
-from marc.memory.settings import PE_CORE_B16
 
 #: Seconds to wait for the Hugging Face hub before declaring it unreachable.
 HUB_TIMEOUT_S = 5.0

@@ -52,8 +52,8 @@ from timm.layers import LayerNorm
 from timm.models import register_model
 from timm.models.eva import Eva
 
-from marc.memory.errors import ModelError
-from marc.memory.generated import install_generated
+from marc.memory.core.errors import ModelError
+from marc.memory.core.generated import install_generated
 
 __all__ = ["TINY_DIRNAME", "TINY_SEED", "TINY_VARIANTS", "TinyVariant", "ensure_tiny", "tiny_name"]
 

@@ -25,19 +25,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .activity_detector import ActivityDetector
-from .detector import BoundaryDetector, check_fps, check_frames
-from .events import EventSpan, check_event_lengths, tile
-from .gate import ChangeGate
+from marc.memory.segment.activity_detector import ActivityDetector
+from marc.memory.segment.detector import BoundaryDetector, check_fps, check_frames
+from marc.memory.segment.events import EventSpan, check_event_lengths, tile
+from marc.memory.segment.gate import ChangeGate
 
 if TYPE_CHECKING:
-    from .transnet_detector import TransNetDetector
+    from marc.memory.segment.transnet_detector import TransNetDetector
 
 
 def __getattr__(name: str) -> Any:
     # TransNetV2 needs torch, seconds to import: loaded on first use
     if name == "TransNetDetector":
-        from .transnet_detector import TransNetDetector
+        from marc.memory.segment.transnet_detector import TransNetDetector
 
         return TransNetDetector
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -88,7 +88,7 @@ GATE = ChangeGate()
 def _transnet(
     threshold: float, device: str, runtime: str, gate: ChangeGate | None, cache_dir: Path | None
 ) -> TransNetDetector:
-    from .transnet_detector import TransNetDetector
+    from marc.memory.segment.transnet_detector import TransNetDetector
 
     return TransNetDetector(
         threshold=threshold, device=device, runtime=runtime, gate=gate, cache_dir=cache_dir
@@ -151,7 +151,7 @@ class SegmentStream:
 
     def finish(self) -> Segmentation:
         """The :class:`Segmentation` of all frames fed."""
-        from .transnet_detector import cuts_from_predictions
+        from marc.memory.segment.transnet_detector import cuts_from_predictions
 
         T = self.frames
         if T == 0:

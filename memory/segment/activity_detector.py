@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .detector import BoundaryDetector, check_fps, check_frames
+from marc.memory.segment.detector import BoundaryDetector, check_fps, check_frames
 
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # BT.601 weights for R, G, B
 

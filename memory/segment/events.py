@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from ..timeline import Span
+from marc.memory.core.timeline import Span
 
 Boundary = Literal["start", "cut", "activity", "length"]
 

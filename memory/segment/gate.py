@@ -38,6 +38,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from marc.memory.core.settings import GATE_THRESHOLD
+
 BLOCK = 9
 """Pixels per side of the blocks averaged before comparing: 48x27 -> 5x3 blocks (the last 3
 columns are left out)."""
@@ -45,8 +47,9 @@ columns are left out)."""
 LAG = 8
 """Frames between the two compared for gradual transitions."""
 
-THRESHOLD = 2.5
-"""The default gate threshold, grey levels (see the module docstring for the evidence)."""
+THRESHOLD = GATE_THRESHOLD
+"""The default gate threshold, grey levels (see the module docstring for the evidence); the
+settings' default too, so it is defined in :mod:`marc.memory.core.settings`."""
 
 MARGIN = 5
 """The default margin, frames."""

@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .detector import BoundaryDetector, check_frames
-from .gate import LAG, ChangeGate, block_means, change
-from .transnet_runtime import RUNTIMES, Runtime, default_cache_dir, load_runtime
+from marc.memory.segment.detector import BoundaryDetector, check_frames
+from marc.memory.segment.gate import LAG, ChangeGate, block_means, change
+from marc.memory.segment.transnet_runtime import RUNTIMES, Runtime, default_cache_dir, load_runtime
 
 WINDOW = 100  # frames the network sees at once
 STEP = 50  # windows overlap by half; each keeps only its centre

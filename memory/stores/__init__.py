@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from marc.memory.core.locations import client_args
 from marc.memory.stores.base import EventFilter, EventPoint, ScoredPoint, StoreError, VectorStore
 from marc.memory.stores.edge import EdgeStore
-from marc.memory.stores.qdrant import QdrantStore, client_args
+from marc.memory.stores.qdrant import QdrantStore
 
 if TYPE_CHECKING:
-    from marc.memory.settings import Settings
+    from marc.memory.core.settings import Settings
 
 __all__ = [
     "EdgeStore",

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from marc.memory.errors import StoreError
+from marc.memory.core.errors import StoreError
 
 __all__ = [
     "INDEXED_FIELDS",

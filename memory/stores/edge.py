@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 import qdrant_edge as qe
 
-from marc.memory.errors import one_line
+from marc.memory.core.errors import one_line
 from marc.memory.process import pid_alive
 from marc.memory.stores.base import (
     INDEXED_FIELDS,

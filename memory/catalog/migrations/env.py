@@ -30,7 +30,7 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
     if connection is None:
-        from marc.memory.settings import Settings
+        from marc.memory.core.settings import Settings
 
         engine = create_engine(Settings().catalog_url)
         with engine.begin() as conn:

@@ -16,7 +16,10 @@ import platformdirs
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from marc.memory.segment.gate import THRESHOLD as GATE_THRESHOLD
+from marc.memory.core.locations import client_args
+
+#: The change gate's default threshold (grey levels; evidence in :mod:`marc.memory.segment.gate`).
+GATE_THRESHOLD = 2.5
 
 #: The paper's embedding model (Perception Encoder, PE-Core-B/16) as open_clip names it on the hub.
 PE_CORE_B16 = "hf-hub:timm/PE-Core-B-16"
@@ -96,7 +99,7 @@ class Settings(BaseSettings):
         "(cosine to fp32 embeddings ~0.99998); vectors of both precisions share one collection.",
     )
 
-    # Answering (marc.agent.vlm): the vision-language model and the compression of its input.
+    # Answering (marc.compression.vlm): the vision-language model and the compression of its input.
     vlm: str = Field(
         "",
         description="Hub id or local folder of the Qwen2.5-VL-architecture answer model (the "
@@ -172,9 +175,6 @@ class Settings(BaseSettings):
     def _check_qdrant_url(cls, v: str) -> str:
         v = v.strip()
         if v:
-            # Imported here so that qdrant-client loads only when a Qdrant URL is configured.
-            from marc.memory.stores.qdrant import client_args
-
             client_args(v)  # ValueError naming v and the accepted forms
         return v
 

@@ -1,7 +1,7 @@
 """Install a locally generated model folder once, atomically, shared by concurrent processes.
 
 The tiny models (the event encoder's, :mod:`marc.memory.encoders.tiny`, and the answer model's,
-:mod:`marc.agent.vlm.tiny`) are generated on first use under ``MARC_HOME/models``. A model is
+:mod:`marc.compression.vlm.tiny`) are generated on first use under ``MARC_HOME/models``. A model is
 written to a temporary sibling folder and renamed into place, so an interrupted run never leaves a
 half model and two processes generating at once both end up with the same, complete folder. A
 folder from another spec (older version, other seed) is replaced.
@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from marc.memory.errors import ModelError
+from marc.memory.core.errors import ModelError
 
 __all__ = ["install_generated"]
 

@@ -27,10 +27,10 @@ class Span:
 
     start_s: float
     end_s: float
-    fps: float
+    fps: float | None = None  # unknown for some wire forms; frame numbers then raise
 
     def __post_init__(self) -> None:
-        if not (self.fps > 0 and math.isfinite(self.fps)):
+        if self.fps is not None and not (self.fps > 0 and math.isfinite(self.fps)):
             raise ValueError(f"fps must be a positive number, got {self.fps!r}")
         if not (0 <= self.start_s <= self.end_s):
             raise ValueError(f"need 0 <= start_s <= end_s, got {self.start_s!r}, {self.end_s!r}")
@@ -46,11 +46,16 @@ class Span:
 
     @property
     def start_frame(self) -> int:
-        return round(self.start_s * self.fps)
+        return round(self.start_s * self._rate())
 
     @property
     def end_frame(self) -> int:
-        return round(self.end_s * self.fps)
+        return round(self.end_s * self._rate())
+
+    def _rate(self) -> float:
+        if self.fps is None:
+            raise ValueError("this span has no frame rate, so no frame numbers")
+        return self.fps
 
     def at(self, origin: datetime) -> tuple[datetime, datetime]:
         """Absolute ``(start_at, end_at)`` for a recording that started at ``origin``."""

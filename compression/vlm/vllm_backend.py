@@ -32,9 +32,9 @@ from typing import Any
 import httpx
 import torch
 
-from marc.agent.vlm.backend import Generation, VLMBackend
-from marc.agent.vlm.prompt import Visual, VisualPrompt
-from marc.memory.errors import ConfigError, ModelError, one_line
+from marc.compression.vlm.backend import Generation, VLMBackend
+from marc.compression.vlm.prompt import Visual, VisualPrompt
+from marc.memory.core.errors import ConfigError, ModelError, one_line
 
 __all__ = ["VLLMBackend", "decode_tensor", "encode_tensor"]
 

@@ -18,16 +18,15 @@ the paper's one-frame budget.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Literal
 
 import torch
 
-from marc.memory.timeline import format_seconds
+from marc.memory.core.events import EventRef
+from marc.memory.core.timeline import format_seconds
 
 __all__ = [
     "REASONING_SUFFIX",
-    "EventRef",
     "Visual",
     "VisualPrompt",
     "build_messages",
@@ -39,19 +38,6 @@ REASONING_SUFFIX = (
     " Think about it inside <think> </think> tags, then give the final answer inside "
     "<answer> </answer> tags."
 )
-
-
-@dataclass(frozen=True)
-class EventRef:
-    """One retrieved event as the prompt names it (a search hit's identity and time range)."""
-
-    id: str
-    video: str
-    camera: str
-    start_s: float
-    end_s: float
-    start_at: datetime | None = None
-    end_at: datetime | None = None
 
 
 @dataclass
@@ -100,7 +86,8 @@ class VisualPrompt:
 def describe_events(events: list[EventRef]) -> str:
     """One line per event: ``1. lobby.mp4 (camera lobby), 00:01:05.0-00:01:20.0 [wall clock]``.
 
-    >>> print(describe_events([EventRef("e", "/x/hall.avi", "hall", 0.0, 7.5)]))
+    >>> from marc.memory.core.timeline import Span
+    >>> print(describe_events([EventRef("e", "/x/hall.avi", "hall", Span(0.0, 7.5))]))
     1. hall.avi (camera hall), 00:00:00.0-00:00:07.5
     """
     from pathlib import PurePath

@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
-from marc.agent.vlm.prompt import VisualPrompt
+from marc.compression.vlm.prompt import VisualPrompt
 
 __all__ = ["Generation", "VLMBackend"]
 

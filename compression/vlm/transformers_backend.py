@@ -15,9 +15,9 @@ import time
 
 import torch
 
-from marc.agent.vlm.backend import Generation, VLMBackend
-from marc.agent.vlm.prompt import VisualPrompt
-from marc.memory.errors import ModelError, one_line
+from marc.compression.vlm.backend import Generation, VLMBackend
+from marc.compression.vlm.prompt import VisualPrompt
+from marc.memory.core.errors import ModelError, one_line
 
 __all__ = ["TransformersBackend"]
 

@@ -26,14 +26,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from marc.agent.vlm.backend import VLMBackend
-from marc.agent.vlm.prompt import EventRef, Visual, VisualPrompt, build_messages
-from marc.agent.vlm.vision import VisionTower
 from marc.compression import compress
-from marc.memory.errors import MediaError, one_line
+from marc.compression.vlm.backend import VLMBackend
+from marc.compression.vlm.prompt import Visual, VisualPrompt, build_messages
+from marc.compression.vlm.vision import VisionTower
+from marc.memory.core.errors import MediaError, one_line
+from marc.memory.core.events import EventRef
+from marc.memory.core.settings import Settings
 from marc.memory.frames import event_frames, frame_times, stored_file
 from marc.memory.probe import probe
-from marc.memory.settings import Settings
 
 __all__ = ["Answer", "Answerer", "Prepared", "allocate_frames", "answer"]
 
@@ -121,7 +122,7 @@ class _Sampled:
     missing: list[str]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Prepared:
     """A prompt ready for generation and what it was made from (see :class:`Answer`)."""
 
@@ -165,7 +166,7 @@ class Answerer:
         self.backend.close()
 
     # ------------------------------------------------------------------------------ steps
-    def sample(self, hits: Sequence[Any]) -> _Sampled:
+    def sample(self, hits: Sequence[EventRef]) -> _Sampled:
         """Frames of each hit (in time order), skipping (and listing) those whose file cannot be
         read; no events at all when none can.
 
@@ -200,7 +201,7 @@ class Answerer:
             except MediaError as e:
                 out.missing.append(one_line(e))
                 continue
-            out.events.append(_ref(hit))
+            out.events.append(hit)
             out.frames.append(frames)
             out.times.append(frame_times(hit.start_s, hit.end_s, n))
         return out
@@ -238,7 +239,7 @@ class Answerer:
     def prepare(
         self,
         question: str,
-        hits: Sequence[Any],
+        hits: Sequence[EventRef],
         *,
         budget: int | None = 1,
         reasoning: bool = False,
@@ -273,12 +274,21 @@ class Answerer:
                     f"none of the {len(hits)} retrieved events could be read "
                     f"({sampled.missing[0]})",
                 )
-            events = [_ref(h) for h in sorted(hits, key=_time_key)]
+            events = sorted(hits, key=_time_key)
             messages = build_messages(question, events, [], reasoning=reasoning)
             return Prepared(
-                VisualPrompt(messages, [], events), 0, 0, [], events, [], sampled.missing,
-                timings, 0, (0, 0), t0,
-            )  # fmt: skip
+                prompt=VisualPrompt(messages, [], events),
+                visual_tokens=0,
+                budget_tokens=0,
+                groups=[],
+                events=events,
+                group_times=[],
+                missing=sampled.missing,
+                timings=timings,
+                tokens_per_group=0,
+                frame_size=(0, 0),
+                started=t0,
+            )
         t = time.perf_counter()
         tokens = [self.vision.encode(f) for f in sampled.frames]  # [T_e/2, P, D] each
         _sync(tokens[0])
@@ -308,9 +318,18 @@ class Answerer:
             budget_tokens = budget * P
         group_times = [_group_times(ts, self.vision.temporal) for ts in sampled.times]
         return Prepared(
-            prompt, prompt.visual_tokens, budget_tokens, groups, sampled.events, group_times,
-            sampled.missing, timings, int(P), (int(H), int(W)), t0,
-        )  # fmt: skip
+            prompt=prompt,
+            visual_tokens=prompt.visual_tokens,
+            budget_tokens=budget_tokens,
+            groups=groups,
+            events=sampled.events,
+            group_times=group_times,
+            missing=sampled.missing,
+            timings=timings,
+            tokens_per_group=int(P),
+            frame_size=(int(H), int(W)),
+            started=t0,
+        )
 
     def generate(self, prepared: Prepared, *, temperature: float = 0.0) -> Answer:
         """Generate the answer to a prepared prompt (the agent's answer node).
@@ -348,7 +367,7 @@ class Answerer:
     def answer(
         self,
         question: str,
-        hits: Sequence[Any],
+        hits: Sequence[EventRef],
         *,
         budget: int | None = 1,
         reasoning: bool = False,
@@ -369,7 +388,7 @@ class Answerer:
 
 def load_backend(settings: Settings) -> tuple[VLMBackend, VisionTower]:
     """The backend ``settings`` names and the vision tower that feeds it."""
-    from marc.agent.vlm.loading import (
+    from marc.compression.vlm.loading import (
         load_model,
         load_processor,
         load_vision_tower,
@@ -377,14 +396,14 @@ def load_backend(settings: Settings) -> tuple[VLMBackend, VisionTower]:
     )
 
     if settings.vlm_backend == "vllm":
-        from marc.agent.vlm.vllm_backend import VLLMBackend
+        from marc.compression.vlm.vllm_backend import VLLMBackend
 
         backend: VLMBackend = VLLMBackend.from_settings(settings)
         folder = model_dir(settings, vision_only=True)
         processor = load_processor(folder)
         visual = load_vision_tower(folder, settings)
     else:
-        from marc.agent.vlm.transformers_backend import TransformersBackend
+        from marc.compression.vlm.transformers_backend import TransformersBackend
 
         folder = model_dir(settings)
         processor = load_processor(folder)
@@ -393,12 +412,9 @@ def load_backend(settings: Settings) -> tuple[VLMBackend, VisionTower]:
     return backend, VisionTower(visual, processor, frame_pixels=settings.vlm_frame_pixels)
 
 
-_default: dict[str, Answerer] = {}
-
-
 def answer(
     question: str,
-    hits: Sequence[Any],
+    hits: Sequence[EventRef],
     *,
     budget: int | None = 1,
     settings: Settings | None = None,
@@ -406,30 +422,19 @@ def answer(
 ) -> Answer:
     """Answer ``question`` from retrieved ``hits``; see :meth:`Answerer.answer`.
 
-    The models load on the first call and are kept for the next ones (per settings).
+    The models load for this call and are released after it; to answer several questions, keep
+    one :class:`Answerer` open instead.
     """
-    settings = settings or Settings()
-    key = settings.model_dump_json()
-    if key not in _default:
-        _default[key] = Answerer(settings)
-    return _default[key].answer(question, hits, budget=budget, reasoning=reasoning)
+    answerer = Answerer(settings or Settings())
+    try:
+        return answerer.answer(question, hits, budget=budget, reasoning=reasoning)
+    finally:
+        answerer.close()
 
 
-def _time_key(hit: Any) -> tuple:
-    start_at = getattr(hit, "start_at", None)
-    return (start_at.timestamp() if start_at is not None else 0.0, str(hit.video), hit.start_s)
-
-
-def _ref(hit: Any) -> EventRef:
-    return EventRef(
-        id=str(hit.id),
-        video=str(hit.video),
-        camera=str(getattr(hit, "camera", "")),
-        start_s=float(hit.start_s),
-        end_s=float(hit.end_s),
-        start_at=getattr(hit, "start_at", None),
-        end_at=getattr(hit, "end_at", None),
-    )
+def _time_key(event: EventRef) -> tuple:
+    start_at = event.start_at
+    return (start_at.timestamp() if start_at is not None else 0.0, event.video, event.start_s)
 
 
 def _group_times(times: np.ndarray, per_group: int) -> list[float]:

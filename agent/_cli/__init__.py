@@ -1,0 +1,13 @@
+"""The ``marc`` command line (private): one module per command group over the public API.
+
+- :mod:`.app`: the Typer app, the error policy (one line, exit codes) and shared options;
+- :mod:`.ingest`: ``ingest`` (and ``--watch``), ``segment``, ``reindex``, ``samples``;
+- :mod:`.archive`: ``events``, ``search``, ``status``;
+- :mod:`.agent`: ``ask``, ``chat``, ``thread``;
+- :mod:`.training`: ``train``, ``eval``.
+"""
+
+from marc.agent._cli import agent, archive, ingest, training  # noqa: F401 - register commands
+from marc.agent._cli.app import app, main
+
+__all__ = ["app", "main"]

@@ -1,0 +1,147 @@
+"""``marc ask``, ``marc chat``, ``marc thread show|list``: the agent's conversations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from marc.agent._cli.app import (
+    JsonOpt,
+    SinceOpt,
+    ThreadOpt,
+    UntilOpt,
+    app,
+    err,
+    out,
+    print_json,
+    settings,
+)
+from marc.memory.core.errors import ConfigError, MarcError
+
+thread_app = typer.Typer(help="Read conversation threads.", no_args_is_help=True)
+app.add_typer(thread_app, name="thread")
+
+
+def _conversation():
+    from marc.agent.conversation import Conversation
+
+    return Conversation(settings())
+
+
+def _print_answer(result, evidence_files=None) -> None:
+    out.print(result.answer or "(empty answer)", highlight=False, soft_wrap=True)
+    if result.evidence:
+        table = Table("#", "file", "camera", "seconds", "start_at", "score")
+        for i, c in enumerate(result.evidence, 1):
+            name = Path(c["video"]).name + (" [red](missing)[/]" if c.get("missing") else "")
+            start_at = c.get("start_at", "")[:19]
+            table.add_row(
+                str(i), name, c["camera"], f"{c['start_s']:.1f}-{c['end_s']:.1f}", start_at,
+                f"{c['score']:.3f}",
+            )  # fmt: skip
+        out.print(table)
+    out.print(
+        f"[dim]thread {result.thread} · {result.visual_tokens} visual tokens "
+        f"(budget {result.budget_tokens})[/]",
+        highlight=False,
+    )
+    if evidence_files is not None and evidence_files.sheet is not None:
+        out.print(f"[dim]evidence in {evidence_files.dir}[/]", highlight=False)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question, in words.")],
+    thread: ThreadOpt = None,
+    k: Annotated[int, typer.Option("--k", "-k", min=1, help="Events to retrieve.")] = 3,
+    camera: Annotated[str | None, typer.Option(help="Only this camera.")] = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    evidence: Annotated[
+        Path | None,
+        typer.Option(help="Write a contact sheet and one clip per cited event into this folder."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ask the archive a question; the answer cites the events it comes from."""
+    with _conversation() as conv:
+        result = conv.ask(question, thread=thread, k=k, camera=camera, since=since, until=until)
+    files = result.export_evidence(evidence) if evidence is not None else None
+    if as_json:
+        data = result.to_json()
+        if files is not None:
+            data["evidence_files"] = files.to_json()
+        print_json(data)
+    else:
+        _print_answer(result, files)
+
+
+@app.command()
+def chat(
+    thread: ThreadOpt = None,
+) -> None:
+    """Talk to the archive in the terminal (empty line, `exit` or Ctrl-D to leave)."""
+    from rich.prompt import Prompt
+
+    from marc.agent._cli.app import report
+
+    with _conversation() as conv:
+        if thread:
+            for m in conv.history(thread):
+                who = "you" if m["role"] == "user" else "marc"
+                out.print(f"[bold]{who}>[/] {m['content']}", highlight=False, soft_wrap=True)
+        while True:
+            try:
+                question = Prompt.ask("[bold]you[/]", console=out, default="", show_default=False)
+            except (EOFError, KeyboardInterrupt):
+                break
+            if question.strip() in ("", "exit", "quit"):
+                break
+            try:
+                result = conv.ask(question, thread=thread)
+            except (ConfigError, ValueError) as e:  # a bad question: say so, keep chatting
+                report(e)
+                continue
+            thread = result.thread
+            _print_answer(result)
+    if thread:
+        err.print(f"thread {thread}", highlight=False)
+
+
+@thread_app.command("show")
+def thread_show(
+    thread_id: Annotated[str, typer.Argument(metavar="ID", help="The thread.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Print a thread's messages."""
+    with _conversation() as conv:
+        messages = conv.history(thread_id)
+    if not messages:
+        raise MarcError(f"{thread_id}: no such thread")
+    if as_json:
+        print_json({"thread": thread_id, "messages": messages})
+        return
+    for m in messages:
+        who = "you" if m["role"] == "user" else "marc"
+        out.print(f"[bold]{who}>[/] {m['content']}", highlight=False, soft_wrap=True)
+        for c in m.get("evidence", []):
+            out.print(
+                f"   [dim]{Path(c['video']).name} {c['start_s']:.1f}-{c['end_s']:.1f} s[/]",
+                highlight=False,
+            )
+
+
+@thread_app.command("list")
+def thread_list(as_json: JsonOpt = False) -> None:
+    """List the conversation threads, most recent first."""
+    with _conversation() as conv:
+        threads = conv.threads()
+    rows = [{"thread": t, "updated_at": ts.isoformat() if ts else None} for t, ts in threads]
+    if as_json:
+        print_json(rows)
+        return
+    for r in rows:
+        out.print(f"{r['thread']}  {r['updated_at'] or ''}", highlight=False)

@@ -1,0 +1,100 @@
+"""``marc events``, ``marc search``, ``marc status``: reading the archive."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from marc.agent._cli.app import JsonOpt, SinceOpt, UntilOpt, app, out, print_json
+from marc.agent._cli.ingest import _archive
+from marc.memory.core.errors import ConfigError
+
+
+@app.command()
+def events(
+    video: Annotated[
+        Path | None, typer.Option("--video", help="Only the events of this file.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List stored events."""
+    with _archive() as archive:
+        rows = archive.events(video)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("id", "video", "camera", "start", "end", "start_at", "boundary")
+    for r in rows:
+        table.add_row(
+            r["id"][:8],
+            Path(r["video"]).name,
+            r["camera"],
+            f"{r['start_s']:.2f}",
+            f"{r['end_s']:.2f}",
+            r["start_at"],
+            r["boundary"],
+        )
+    out.print(table)
+
+
+@app.command()
+def search(
+    text: Annotated[
+        str | None, typer.Argument(help="What to look for, in words (or use --image).")
+    ] = None,
+    image: Annotated[
+        Path | None, typer.Option("--image", help="Find events that look like this picture.")
+    ] = None,
+    k: Annotated[int, typer.Option("--k", "-k", min=1, help="How many events.")] = 3,
+    camera: Annotated[
+        list[str] | None, typer.Option("--camera", help="Only this camera (repeatable).")
+    ] = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    video: Annotated[
+        list[Path] | None, typer.Option("--video", help="Only this video file (repeatable).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find the events that best match a description or an example picture."""
+    from marc.memory.core.events import Filters
+
+    if (text is None) == (image is None):
+        raise ConfigError("give exactly one of a search TEXT or --image PATH")
+    if image is not None and not image.is_file():
+        raise FileNotFoundError(f"{image}: no such file")
+    filters = Filters.parse(cameras=camera, since=since, until=until, videos=video)
+    with _archive() as archive:
+        hits = archive.search(text if image is None else image, k, filters=filters)
+    if as_json:
+        print_json([h.to_json() for h in hits])
+        return
+    if not hits:
+        out.print("no matching events")
+        return
+    table = Table("score", "camera", "video", "seconds", "start_at")
+    for h in hits:
+        table.add_row(
+            f"{h.score:.3f}",
+            h.camera,
+            Path(h.video).name,
+            f"{h.start_s:.1f}-{h.end_s:.1f}",
+            h.start_at.isoformat(timespec="seconds"),
+        )
+    out.print(table)
+
+
+@app.command()
+def status(as_json: JsonOpt = False) -> None:
+    """Count videos, events and failures in the catalog, and vectors in the vector store."""
+    with _archive() as archive:
+        st = archive.status()
+    if as_json:
+        print_json(st)
+        return
+    for key in ("videos", "events", "vectors", "failed", "consistent", "home", "catalog"):
+        out.print(f"{key:>13}: {st[key]}", highlight=False)
+    out.print(f"{'vector_store':>13}: {st['vector_store']}", highlight=False)
