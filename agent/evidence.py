@@ -11,6 +11,10 @@
   copied (``-c copy``): no quality loss, but the clip starts at the keyframe *before* the event
   start, so it may begin up to one keyframe interval early. Other codecs, or a copy that fails,
   are re-encoded to H.264 and start exactly on time.
+- ``frames/``: given the answer path's :class:`~marc.agent.vlm.Sampled` frames (what ``marc ask``
+  passes), every frame the answer model read, one lossless PNG each, exactly the pixels fed to
+  the vision tower: ``07-<event id>-12.300s.png`` (the frame's place in the model input, the
+  event, its time in seconds in the video). PNGs of an earlier export there are removed first.
 
 File names are built from sanitised slugs only, so whatever the videos are called (``..``,
 ``../../etc/passwd.mp4``, newlines, unicode) every file lands directly inside ``DIR``. Files are
@@ -27,11 +31,12 @@ import subprocess
 import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path, PurePath
 from typing import Any
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from marc.memory.errors import MediaError, one_line
@@ -42,6 +47,9 @@ from marc.memory.timeline import format_seconds
 __all__ = ["Evidence", "EvidenceItem", "export_evidence"]
 
 SHEET_NAME = "contact-sheet.png"
+FRAMES_DIR = "frames"
+#: Names of the frame PNGs this module writes (and removes before writing new ones).
+_FRAME_NAME = re.compile(r"^\d+-[A-Za-z0-9._-]*-\d+\.\d{3}s\.png$")
 #: Video codecs the MP4 muxer takes as they are, so a clip can be cut without re-encoding.
 _MP4_COPY_CODECS = frozenset({"h264", "hevc", "mpeg4", "av1", "vp9"})
 _GAP = 6  # pixels between thumbnails and around rows
@@ -74,18 +82,34 @@ class EvidenceItem:
 
 
 @dataclass
+class ModelFrame:
+    """One frame the answer model read, as written: the PNG, its event and time in the video."""
+
+    file: Path
+    id: str
+    video: str
+    time_s: float
+
+
+@dataclass
 class Evidence:
     """What :func:`export_evidence` wrote: the folder, the contact sheet and one item per event."""
 
     dir: Path
     sheet: Path | None
     items: list[EvidenceItem]
+    frames: list[ModelFrame] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        """The ``--json`` object: ``{"dir", "sheet", "items": [{"id", "video", "clip", ...}]}``."""
+        """The ``--json`` object: ``{"dir", "sheet", "items": [{"id", "video", "clip", ...}],
+        "frames": [{"file", "id", "video", "time_s"}]}``."""
         return {
             "dir": str(self.dir),
             "sheet": None if self.sheet is None else str(self.sheet),
+            "frames": [
+                {"file": str(f.file), "id": f.id, "video": f.video, "time_s": f.time_s}
+                for f in self.frames
+            ],
             "items": [
                 {
                     "id": it.id,
@@ -105,6 +129,7 @@ def export_evidence(
     *,
     frames_per_event: int = 4,
     thumb_height: int = 180,
+    model_frames: Any = None,
 ) -> Evidence:
     """Write the contact sheet and one clip per hit into ``out_dir`` (created if needed).
 
@@ -114,6 +139,8 @@ def export_evidence(
         out_dir: the evidence folder; nothing is written outside it.
         frames_per_event: frames per event on the contact sheet.
         thumb_height: height of those frames in pixels (width follows the video's aspect).
+        model_frames: the frames the answer model read (a :class:`~marc.agent.vlm.Sampled`:
+            ``events``, ``frames``, ``times``), written to ``frames/``; ``None``: none.
 
     Returns:
         The files written. An event whose source is missing or unreadable does not raise: its
@@ -154,7 +181,31 @@ def export_evidence(
     sheet = _inside(root, SHEET_NAME)
     with _atomic(sheet) as tmp:
         _draw_sheet(rows, thumb_height).save(tmp, format="PNG")
-    return Evidence(root, sheet, items)
+    frames = _write_model_frames(root, model_frames) if model_frames is not None else []
+    return Evidence(root, sheet, items, frames)
+
+
+def _write_model_frames(root: Path, sampled: Any) -> list[ModelFrame]:
+    """Every frame of ``sampled`` as ``frames/NN-<event id>-<t>s.png``, in model-input order."""
+    folder = _inside(root, FRAMES_DIR)
+    if folder.is_symlink():  # never write through a link planted there
+        folder.unlink()
+    folder.mkdir(exist_ok=True)
+    for old in folder.iterdir():  # an earlier answer's frames would pass for this one's
+        if _FRAME_NAME.match(old.name) and old.is_file() and not old.is_symlink():
+            old.unlink()
+    total = sum(len(f) for f in sampled.frames)
+    digits = max(2, len(str(total)))
+    out: list[ModelFrame] = []
+    for event, frames, times in zip(sampled.events, sampled.frames, sampled.times, strict=True):
+        event_id = re.sub(r"[^A-Za-z0-9._-]+", "_", str(event.id)).lstrip("._-")[:80] or "event"
+        for frame, t in zip(frames, times, strict=True):
+            name = f"{len(out):0{digits}d}-{event_id}-{float(t):.3f}s.png"
+            path = _inside(folder, name)
+            with _atomic(path) as tmp:
+                Image.fromarray(np.ascontiguousarray(frame)).save(tmp, format="PNG")
+            out.append(ModelFrame(path, str(event.id), str(event.video), float(t)))
+    return out
 
 
 # ------------------------------------------------------------------------------------- names
@@ -286,12 +337,13 @@ def _frames_strip(info: VideoInfo, hit: Any, n: int, height: int) -> Image.Image
     """``n`` frames of the event side by side, each with its file time (and wall clock) on it."""
     start, end = max(float(hit.start_s), 0.0), float(hit.end_s)
     width = max(2, round(height * info.width / info.height / 2) * 2)
-    frames = event_frames(info.path, start, end, n, height=height, width=width)
+    frames = event_frames(info.path, start, end, n, height=height, width=width, fps=info.fps)
     strip = Image.new("RGB", (n * width + (n - 1) * _GAP, height), _BG)
     draw = ImageDraw.Draw(strip)
     font = _font(max(10, height // 15))
     start_at = getattr(hit, "start_at", None)
-    for i, (frame, t) in enumerate(zip(frames, frame_times(start, end, n), strict=True)):
+    times = frame_times(start, end, n, info.fps)
+    for i, (frame, t) in enumerate(zip(frames, times, strict=True)):
         x = i * (width + _GAP)
         strip.paste(Image.fromarray(frame), (x, 0))
         lines = [format_seconds(float(t))]
