@@ -46,15 +46,18 @@ class AskResult:
     filters: dict[str, Any] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    #: the frames the answer model read (:class:`~marc.compression.vlm.Sampled`), this process only
+    model_frames: Any = field(default=None, repr=False, compare=False)
 
     def export_evidence(self, out_dir: Path | str):
-        """Write the contact sheet and one clip per cited event into ``out_dir``
-        (:func:`marc.agent.evidence.export_evidence`); ``None`` when nothing is cited."""
+        """Write the contact sheet, one clip per cited event and the frames the answer model read
+        into ``out_dir`` (:func:`marc.agent.evidence.export_evidence`); ``None`` when nothing is
+        cited."""
         if not self.evidence:
             return None
         from marc.agent.evidence import export_evidence
 
-        return export_evidence(events(self.evidence), out_dir)
+        return export_evidence(events(self.evidence), out_dir, model_frames=self.model_frames)
 
     def to_json(self) -> dict[str, Any]:
         evidence = []
@@ -140,6 +143,7 @@ class Conversation:
             filters=state.get("filters", {}),
             missing=list(state.get("missing", [])),
             timings=dict(state.get("timings", {})),
+            model_frames=self._resources.model_frames.pop(state.get("turn", ""), None),
         )
 
     def history(self, thread: str) -> list[dict[str, Any]]:

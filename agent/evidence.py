@@ -1,7 +1,7 @@
 """The evidence behind an answer, exported for a person: ``marc ask ... --evidence DIR``.
 
-:func:`export_evidence` writes, for the events an answer cites (its retrieved
-:class:`~marc.memory.retrieval.Hit` objects):
+:func:`export_evidence` writes, for the events an answer cites
+(:class:`~marc.memory.core.events.EventRef`):
 
 - ``contact-sheet.png``: one row per event, a label strip (rank, file name, camera, time range,
   wall-clock start, score) over ``frames_per_event`` frames with each frame's time stamp drawn on.
@@ -11,6 +11,11 @@
   copied (``-c copy``): no quality loss, but the clip starts at the keyframe *before* the event
   start, so it may begin up to one keyframe interval early. Other codecs, or a copy that fails,
   are re-encoded to H.264 and start exactly on time.
+- ``frames/``: given the answer path's :class:`~marc.compression.vlm.Sampled` frames (what
+  ``marc ask`` passes), every frame the answer model read, one lossless PNG each, exactly the
+  pixels fed to the vision tower: ``07-<event id>-12.300s.png`` (the frame's place in the model
+  input, the event, its time in seconds in the video). PNGs of an earlier export there are
+  removed first.
 
 File names are built from sanitised slugs only, so whatever the videos are called (``..``,
 ``../../etc/passwd.mp4``, newlines, unicode) every file lands directly inside ``DIR``. Files are
@@ -27,21 +32,29 @@ import subprocess
 import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path, PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from marc.memory.core.errors import MediaError, one_line
+from marc.memory.core.events import EventRef
 from marc.memory.core.timeline import format_seconds
 from marc.memory.frames import event_frames, frame_times, stored_file
 from marc.memory.probe import VideoInfo, ffmpeg_command, ffmpeg_problem, ffmpeg_url, probe
 
+if TYPE_CHECKING:
+    from marc.compression.vlm.answerer import Sampled
+
 __all__ = ["Evidence", "EvidenceItem", "export_evidence"]
 
 SHEET_NAME = "contact-sheet.png"
+FRAMES_DIR = "frames"
+#: Names of the frame PNGs this module writes (and removes before writing new ones).
+_FRAME_NAME = re.compile(r"^\d+-[A-Za-z0-9._-]*-\d+\.\d{3}s\.png$")
 #: Video codecs the MP4 muxer takes as they are, so a clip can be cut without re-encoding.
 _MP4_COPY_CODECS = frozenset({"h264", "hevc", "mpeg4", "av1", "vp9"})
 _GAP = 6  # pixels between thumbnails and around rows
@@ -54,7 +67,7 @@ class EvidenceItem:
     """One cited event's exported files.
 
     Attributes:
-        id, video, camera, start_s, end_s: the event, as cited.
+        event: the event, as cited.
         clip: the MP4 cut from the source, ``None`` when the source could not be read.
         frames: frames drawn on the contact sheet for it (0 when missing).
         problem: why the event is (partly) missing, one line naming the file; ``None`` if none.
@@ -62,15 +75,21 @@ class EvidenceItem:
             ``False`` when it was re-encoded (or not written).
     """
 
-    id: str
-    video: str
-    camera: str
-    start_s: float
-    end_s: float
+    event: EventRef
     clip: Path | None = None
     frames: int = 0
     problem: str | None = None
     stream_copy: bool = False
+
+
+@dataclass
+class ModelFrame:
+    """One frame the answer model read, as written: the PNG, its event and time in the video."""
+
+    file: Path
+    id: str
+    video: str
+    time_s: float
 
 
 @dataclass
@@ -80,16 +99,22 @@ class Evidence:
     dir: Path
     sheet: Path | None
     items: list[EvidenceItem]
+    frames: list[ModelFrame] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        """The ``--json`` object: ``{"dir", "sheet", "items": [{"id", "video", "clip", ...}]}``."""
+        """The ``--json`` object: ``{"dir", "sheet", "items": [{"id", "video", "clip", ...}],
+        "frames": [{"file", "id", "video", "time_s"}]}``."""
         return {
             "dir": str(self.dir),
             "sheet": None if self.sheet is None else str(self.sheet),
+            "frames": [
+                {"file": str(f.file), "id": f.id, "video": f.video, "time_s": f.time_s}
+                for f in self.frames
+            ],
             "items": [
                 {
-                    "id": it.id,
-                    "video": it.video,
+                    "id": it.event.id,
+                    "video": it.event.video,
                     "clip": None if it.clip is None else str(it.clip),
                     "problem": it.problem,
                     "stream_copy": it.stream_copy,
@@ -100,20 +125,22 @@ class Evidence:
 
 
 def export_evidence(
-    hits: Sequence[Any],
+    hits: Sequence[EventRef],
     out_dir: Path | str,
     *,
     frames_per_event: int = 4,
     thumb_height: int = 180,
+    model_frames: Sampled | None = None,
 ) -> Evidence:
     """Write the contact sheet and one clip per hit into ``out_dir`` (created if needed).
 
     Args:
-        hits: the cited events, best first: objects with ``id, video, camera, start_s, end_s``
-            and optionally ``start_at`` (aware datetime) and ``score``.
+        hits: the cited events, best first (``start_at`` and ``score`` are drawn when set).
         out_dir: the evidence folder; nothing is written outside it.
         frames_per_event: frames per event on the contact sheet.
         thumb_height: height of those frames in pixels (width follows the video's aspect).
+        model_frames: the frames the answer model read (a :class:`~marc.compression.vlm.Sampled`:
+            ``events``, ``frames``, ``times``), written to ``frames/``; ``None``: none.
 
     Returns:
         The files written. An event whose source is missing or unreadable does not raise: its
@@ -135,15 +162,13 @@ def export_evidence(
     items: list[EvidenceItem] = []
     rows: list[tuple[str, Image.Image | str]] = []  # (label, frames strip or "missing" text)
     for rank, hit in enumerate(hits, 1):
-        item = EvidenceItem(
-            str(hit.id), str(hit.video), str(hit.camera or ""), float(hit.start_s), float(hit.end_s)
-        )
+        item = EvidenceItem(hit)
         items.append(item)
         strip: Image.Image | str
         try:
-            info = _source(Path(item.video))
-            clip = _inside(root, f"{rank:02d}-{_slug(item.video)}-{_short_id(item.id)}.mp4")
-            item.stream_copy = _cut(info, item.start_s, item.end_s, clip)
+            info = _source(Path(hit.video))
+            clip = _inside(root, f"{rank:02d}-{_slug(hit.video)}-{_short_id(hit.id)}.mp4")
+            item.stream_copy = _cut(info, hit.start_s, hit.end_s, clip)
             item.clip = clip
             strip = _frames_strip(info, hit, frames_per_event, thumb_height)
             item.frames = frames_per_event
@@ -154,7 +179,31 @@ def export_evidence(
     sheet = _inside(root, SHEET_NAME)
     with _atomic(sheet) as tmp:
         _draw_sheet(rows, thumb_height).save(tmp, format="PNG")
-    return Evidence(root, sheet, items)
+    frames = _write_model_frames(root, model_frames) if model_frames is not None else []
+    return Evidence(root, sheet, items, frames)
+
+
+def _write_model_frames(root: Path, sampled: Sampled) -> list[ModelFrame]:
+    """Every frame of ``sampled`` as ``frames/NN-<event id>-<t>s.png``, in model-input order."""
+    folder = _inside(root, FRAMES_DIR)
+    if folder.is_symlink():  # never write through a link planted there
+        folder.unlink()
+    folder.mkdir(exist_ok=True)
+    for old in folder.iterdir():  # an earlier answer's frames would pass for this one's
+        if _FRAME_NAME.match(old.name) and old.is_file() and not old.is_symlink():
+            old.unlink()
+    total = sum(len(f) for f in sampled.frames)
+    digits = max(2, len(str(total)))
+    out: list[ModelFrame] = []
+    for event, frames, times in zip(sampled.events, sampled.frames, sampled.times, strict=True):
+        event_id = re.sub(r"[^A-Za-z0-9._-]+", "_", str(event.id)).lstrip("._-")[:80] or "event"
+        for frame, t in zip(frames, times, strict=True):
+            name = f"{len(out):0{digits}d}-{event_id}-{float(t):.3f}s.png"
+            path = _inside(folder, name)
+            with _atomic(path) as tmp:
+                Image.fromarray(np.ascontiguousarray(frame)).save(tmp, format="PNG")
+            out.append(ModelFrame(path, str(event.id), str(event.video), float(t)))
+    return out
 
 
 # ------------------------------------------------------------------------------------- names
@@ -269,34 +318,34 @@ def _printable(text: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in text)
 
 
-def _label(rank: int, hit: Any) -> str:
-    parts = [f"#{rank}", PurePath(str(hit.video)).name, str(hit.camera or "")]
+def _label(rank: int, hit: EventRef) -> str:
+    parts = [f"#{rank}", PurePath(hit.video).name, hit.camera]
     # an ASCII dash: the default font has no en dash
-    parts.append(f"{format_seconds(float(hit.start_s))} - {format_seconds(float(hit.end_s))}")
-    start_at = getattr(hit, "start_at", None)
-    if isinstance(start_at, datetime):
+    parts.append(f"{format_seconds(hit.start_s)} - {format_seconds(hit.end_s)}")
+    start_at = hit.start_at
+    if start_at is not None:
         parts.append(f"{start_at:%Y-%m-%d} {_clock(start_at)} {start_at.tzname() or ''}".rstrip())
-    score = getattr(hit, "score", None)
-    if isinstance(score, int | float):
-        parts.append(f"score {score:.3f}")
+    if hit.score is not None:
+        parts.append(f"score {hit.score:.3f}")
     return _printable("  ".join(p for p in parts if p))
 
 
-def _frames_strip(info: VideoInfo, hit: Any, n: int, height: int) -> Image.Image:
+def _frames_strip(info: VideoInfo, hit: EventRef, n: int, height: int) -> Image.Image:
     """``n`` frames of the event side by side, each with its file time (and wall clock) on it."""
-    start, end = max(float(hit.start_s), 0.0), float(hit.end_s)
+    start, end = max(hit.start_s, 0.0), hit.end_s
     width = max(2, round(height * info.width / info.height / 2) * 2)
-    frames = event_frames(info.path, start, end, n, height=height, width=width)
+    frames = event_frames(info.path, start, end, n, height=height, width=width, fps=info.fps)
     strip = Image.new("RGB", (n * width + (n - 1) * _GAP, height), _BG)
     draw = ImageDraw.Draw(strip)
     font = _font(max(10, height // 15))
-    start_at = getattr(hit, "start_at", None)
-    for i, (frame, t) in enumerate(zip(frames, frame_times(start, end, n), strict=True)):
+    start_at = hit.start_at
+    times = frame_times(start, end, n, info.fps)
+    for i, (frame, t) in enumerate(zip(frames, times, strict=True)):
         x = i * (width + _GAP)
         strip.paste(Image.fromarray(frame), (x, 0))
         lines = [format_seconds(float(t))]
-        if isinstance(start_at, datetime):
-            lines.append(_clock(start_at + timedelta(seconds=float(t) - float(hit.start_s))))
+        if start_at is not None:
+            lines.append(_clock(start_at + timedelta(seconds=float(t) - hit.start_s)))
         text = _fit(draw, "\n".join(lines), font, width)
         box = draw.multiline_textbbox((0, 0), text, font=font)
         y = height - box[3] - 4

@@ -59,6 +59,9 @@ class Resources:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
         self.prepared: dict[str, Any] = {}
+        #: per turn, the frames the answer model read (:class:`~marc.compression.vlm.Sampled`), for
+        #: ``marc ask --evidence``; taken by :meth:`~marc.agent.conversation.Conversation.ask`
+        self.model_frames: dict[str, Any] = {}
 
     @cached_property
     def retriever(self):
@@ -227,6 +230,10 @@ def answer(state: MarcState, *, res: Resources) -> dict[str, Any]:
     if prepared is None:  # resumed in another process: compress again (same input, same tokens)
         prepared = _prepare(state, res)
     out = res.answerer.generate(prepared)
+    while len(res.model_frames) >= _MAX_PREPARED:  # turns nobody asked for (graph used directly)
+        res.model_frames.pop(next(iter(res.model_frames)))
+    if prepared.sampled is not None and prepared.sampled.events:
+        res.model_frames[state["turn"]] = prepared.sampled
     return {"answer": out.text, "timings": {**state.get("timings", {}), **out.timings}}
 
 

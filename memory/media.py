@@ -9,7 +9,10 @@ at once, read concurrently by two threads:
   ``image_size`` and centre-cropped to a square (CLIP's ``Resize`` + ``CenterCrop``), what the
   image encoder consumes.
 
-Times are seconds from the first decoded frame. A stream larger than ``spill_bytes`` goes to a
+Times are seconds on the file's timeline (presentation time less the container's start time, what
+``-ss`` seeks to): frame ``i`` of ``small`` is the source frame on screen at ``i / fps``, by the
+rule :mod:`marc.memory.frames` uses to read events back, so an event's ``start_s`` names the same
+frame in both. A stream larger than ``spill_bytes`` goes to a
 memory-mapped temp file instead of RAM. With ``on_small``, the small frames are not kept at all:
 each piece is handed to the callback as ffmpeg produces it (the ingest feeds them straight into
 a :class:`~marc.memory.segment.SegmentStream`), so segmentation runs while ffmpeg decodes, on the
@@ -37,6 +40,7 @@ import ffmpeg  # ffmpeg-python: builds the filter graph; we run the process ours
 import numpy as np
 
 from marc.memory.core.errors import MediaError
+from marc.memory.frames import at_frame_filters
 from marc.memory.probe import (
     SNIFF_BYTES,
     VideoInfo,
@@ -304,9 +308,14 @@ def _command(
     s = image_size
     step = _sample_step(info.fps, sample_fps)
     p, q = step.numerator, step.denominator
-    rate = Fraction(sample_fps).limit_denominator(1000)
     src = ffmpeg.input(ffmpeg_url(info.path), threads=_THREADS)
-    cfr = src[str(info.stream)].filter("fps", fps=str(exact_rate(info.fps))).split()
+    # frame i is the frame on screen at i / fps on the file's timeline, as event_frames() reads
+    # events back (the first frame also fills the slots before it, in both outputs alike)
+    step = 1 / exact_rate(info.fps)
+    cfr = src[str(info.stream)]
+    for name, options in at_frame_filters(0.0, step):
+        cfr = cfr.filter(name, **options)
+    cfr = cfr.split()
     small = cfr[0].filter("scale", SMALL_HW[1], SMALL_HW[0])
     # CLIP geometry: short side -> s (in display aspect, i.e. times the SAR), then centre crop.
     wide = "gt(iw*sar,ih)"
@@ -314,11 +323,6 @@ def _command(
         cfr[1]
         # the frames of sample_frames(); double arithmetic is exact here (see its docstring)
         .filter("select", f"gt(ceil((2*n+1)*{q}/{2 * p})-ceil((2*n-1)*{q}/{2 * p}),0)")
-        # rawvideo output is muxed at constant rate: re-time the kept frames to sample_fps
-        # or ffmpeg would duplicate each of them to fill the gaps
-        .filter("settb", str(1 / rate))
-        .filter("setpts", "N")
-        .filter("fps", fps=str(rate))
     )
     if resize_mode == "squash":  # the whole frame, aspect ignored (PE-Core's own preprocessing)
         sample = sample.filter("scale", s, s, flags=interpolation)
@@ -331,7 +335,9 @@ def _command(
         ).filter("crop", s, s)
     else:
         raise ValueError(f"resize_mode must be 'shortest' or 'squash', got {resize_mode!r}")
-    raw = {"format": "rawvideo", "pix_fmt": "rgb24"}
+    # passthrough: each filtered frame written once (the muxer's default for rawvideo is
+    # constant rate, which pads or drops frames by their timestamps on its own)
+    raw = {"format": "rawvideo", "pix_fmt": "rgb24", "fps_mode": "passthrough"}
     args = ffmpeg.merge_outputs(
         small.output("pipe:1", **raw), sample.output(f"pipe:{sample_fd}", **raw)
     ).get_args()
@@ -450,8 +456,11 @@ def decode(
     if decoded_s < _TRUNCATED_SHARE * info.duration_s and missing > _TRUNCATED_MIN_S:
         raise MediaError(path, f"truncated: decoded {decoded_s:.1f} s of {info.duration_s:.1f} s")
     index = sample_frames(n_small, info.fps, sample_fps)
-    if len(index) != len(samples):  # cannot happen unless ffmpeg's select diverges from ours
-        raise MediaError(path, f"decoded {len(samples)} samples, expected {len(index)}")
+    # Both outputs come from the same constant-rate frames, so the counts agree; should a last
+    # sample still be missing (ffmpeg stopped between the two pipes), the shorter one wins: a
+    # short tail is no reason to fail a file.
+    kept = min(len(index), len(samples))
+    index, samples = index[:kept], samples[:kept]
     times = index / info.fps
     return Decoded(
         info=info, fps=info.fps, small=small, samples=samples, sample_times=times, frames=n_small

@@ -29,6 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
@@ -318,6 +319,7 @@ def test_ask_follow_up_in_another_process_and_evidence_export(arch, tmp_path):
     answerer = Answerer(_settings(arch.home))
     try:
         again = answerer.answer(HALL_Q, hits, budget=1)
+        sampled = answerer.sample(hits)  # the vision tower's input for this answer
     finally:
         answerer.close()
     assert again.text == first["answer"]
@@ -340,8 +342,24 @@ def test_ask_follow_up_in_another_process_and_evidence_export(arch, tmp_path):
         length = c["end_s"] - c["start_s"]
         assert length - 0.15 <= info.duration_s <= length + KEYFRAME_S + 0.15
     assert sorted(p.name for p in out_dir.iterdir()) == sorted(
-        [sheet.name] + [Path(it["clip"]).name for it in files["items"]]
+        [sheet.name, "frames"] + [Path(it["clip"]).name for it in files["items"]]
     )
+    # frames/: every frame the answer model read, in model-input order, pixel for pixel
+    model_input = np.concatenate(sampled.frames)
+    assert [Path(f["file"]).parent for f in files["frames"]] == [
+        out_dir.resolve() / "frames"
+    ] * len(model_input)
+    assert sorted(p.name for p in (out_dir / "frames").iterdir()) == [
+        Path(f["file"]).name for f in files["frames"]
+    ]
+    want_ids = [e.id for e, f in zip(sampled.events, sampled.frames, strict=True) for _ in f]
+    assert [f["id"] for f in files["frames"]] == want_ids
+    for f, frame, t in zip(
+        files["frames"], model_input, np.concatenate(sampled.times), strict=True
+    ):
+        assert Path(f["file"]).name.endswith(f"-{t:.3f}s.png") and f["time_s"] == float(t)
+        with Image.open(f["file"]) as im:
+            assert np.array_equal(np.asarray(im.convert("RGB")), frame)
     # the sheet is the one export_evidence draws for the events with their wall-clock times
     reference = export_evidence(hits, tmp_path / "reference")
     with Image.open(sheet) as got, Image.open(reference.sheet) as want:

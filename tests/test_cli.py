@@ -168,3 +168,20 @@ def test_kill_9_at_any_moment_then_resume_equals_a_clean_run(
     ]
     st = run("status", "--json", env=env)[1]
     assert (st["videos"], st["events"], st["vectors"], st["failed"]) == (3, len(want), len(want), 0)
+
+
+@pytest.mark.slow
+def test_ingest_opencv_megamind_samples(env, vtest_avi: Path, tmp_path: Path):
+    """OpenCV's Megamind AVIs (first frame one slot late) ingest, with events, once and watched."""
+    footage = tmp_path / "footage"
+    footage.mkdir()
+    for name in ("Megamind.avi", "Megamind_bugy.avi"):
+        shutil.copyfile(vtest_avi.with_name(name), footage / name)
+    code, report, stderr = run("ingest", str(footage), "--json", env=env)
+    assert code == 0, stderr
+    assert report["ingested"] == 2 and report["failed"] == [] and report["events_added"] >= 2
+    code, events, _ = run("events", "--json", env=env)
+    assert code == 0 and {Path(e["video"]).name for e in events} == {
+        "Megamind.avi",
+        "Megamind_bugy.avi",
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -150,3 +151,102 @@ def test_empty_hits_raise(tmp_path: Path):
         export_evidence([], tmp_path)
     with pytest.raises(ValueError, match="frames_per_event"):
         export_evidence([hit("a.mp4", 0, 1)], tmp_path, frames_per_event=0)
+
+
+# ------------------------------------------------------- the frames the answer model read
+@pytest.mark.slow
+def test_model_frames_are_the_vision_towers_input_and_the_source_frames(
+    tmp_path: Path, run_ffmpeg, monkeypatch
+):
+    """``frames/`` holds exactly what the answer path fed to the vision tower, and each PNG (and
+    each contact-sheet thumbnail) is the source frame on screen at the time its name states."""
+    from marc.compression.vlm import Answerer
+    from marc.compression.vlm.loading import load_model, load_processor, model_dir
+    from marc.compression.vlm.transformers_backend import TransformersBackend
+    from marc.compression.vlm.vision import VisionTower
+    from marc.memory.core.settings import Settings
+
+    bar = _barcode()
+    video = tmp_path / "bar.mp4"
+    src = f"color=c=gray:s=160x90:r=30000/1001:d=20,format=yuv420p,{bar.BARCODE}"
+    run_ffmpeg("-f", "lavfi", "-i", src, "-c:v", "libx264", "-preset", "veryfast", "-g", "300",
+               video)  # fmt: skip
+    pts = bar.timeline(video)
+    s = Settings(home=tmp_path / "home", models="tiny", database_url="", qdrant_url="", vlm="",
+                 vlm_max_new_tokens=2)  # fmt: skip
+    folder = model_dir(s)
+    processor = load_processor(folder)
+    backend = TransformersBackend(load_model(folder, s), processor)
+    vision = VisionTower(backend.visual, processor, frame_pixels=s.vlm_frame_pixels)
+    fed: list[np.ndarray] = []
+    encode = vision.encode
+    monkeypatch.setattr(vision, "encode", lambda f: (fed.append(f.copy()), encode(f))[1])
+    answerer = Answerer(s, backend=backend, vision=vision)
+    hits = [hit(video, 12.1, 19.5, 1), hit(video, 3.0, 7.2, 2)]
+    prepared = answerer.prepare("what is shown?", hits)
+
+    ev = export_evidence(hits, tmp_path / "ev", model_frames=prepared.sampled)
+    pngs = sorted((tmp_path / "ev" / "frames").iterdir())
+    assert [f.file for f in ev.frames] == pngs and len(pngs) == sum(len(f) for f in fed)
+    assert ev.to_json()["frames"][0] == {
+        "file": str(pngs[0]), "id": hits[1].id, "video": str(video),
+        "time_s": ev.frames[0].time_s,
+    }  # fmt: skip
+    fed_frames = np.concatenate(fed)
+    src_wh = (160, 90)
+    for i, (png, frame) in enumerate(zip(pngs, fed_frames, strict=True)):
+        order, event_id, seconds = re.fullmatch(r"(\d+)-(.+)-(\d+\.\d+)s\.png", png.name).groups()
+        assert int(order) == i
+        with Image.open(png) as im:
+            assert np.array_equal(np.asarray(im.convert("RGB")), frame)  # lossless, same pixels
+        event = next(h for h in hits if h.id == event_id)
+        t = float(seconds)
+        assert event.start_s <= t < event.end_s
+        assert bar.read_index(frame, src_wh) == bar.on_screen(pts, t), png.name
+    assert [f.id for f in ev.frames][0] == hits[1].id  # time order: the earlier event first
+
+    # the contact sheet's thumbnails: the frames on screen at the sheet's times, drawn as such
+    info = probe(video)
+    thumbs = _frames_strip_frames(info, hits[0])
+    with Image.open(ev.sheet) as im:
+        sheet = np.asarray(im.convert("RGB"))
+    for frame, t in thumbs:
+        assert bar.read_index(frame) == bar.on_screen(pts, t)
+        top = frame[: frame.shape[0] * 2 // 3]  # above the time stamp drawn on it
+        assert _found_in(sheet, top)
+
+    # a second export replaces the first one's frames
+    again = export_evidence(hits[:1], tmp_path / "ev", model_frames=prepared.sampled)
+    assert sorted((tmp_path / "ev" / "frames").iterdir()) == [f.file for f in again.frames]
+
+
+def _barcode():
+    """The bar-code helpers of test_frames.py (tests are not a package: load it by path)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "_bar", Path(__file__).with_name("test_frames.py")
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _frames_strip_frames(info, h) -> list[tuple[np.ndarray, float]]:
+    """The thumbnails the contact sheet draws for ``h`` (the same call _frames_strip makes)."""
+    from marc.memory.frames import event_frames, frame_times
+
+    width = max(2, round(180 * info.width / info.height / 2) * 2)
+    frames = event_frames(info.path, h.start_s, h.end_s, 4, height=180, width=width, fps=info.fps)
+    return list(zip(frames, frame_times(h.start_s, h.end_s, 4, info.fps), strict=True))
+
+
+def _found_in(sheet: np.ndarray, part: np.ndarray) -> bool:
+    """Whether ``part`` appears pixel for pixel somewhere in ``sheet``."""
+    ph, pw = part.shape[:2]
+    for y, x in zip(
+        *np.nonzero((sheet[: -ph + 1, : -pw + 1] == part[0, 0]).all(axis=2)), strict=True
+    ):
+        if np.array_equal(sheet[y : y + ph, x : x + pw], part):
+            return True
+    return False

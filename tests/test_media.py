@@ -23,6 +23,7 @@ from marc.memory.media import (
     probe,
     sample_frames,
 )
+from marc.memory.samples import VTEST_AVI
 
 
 @pytest.fixture(scope="module")
@@ -373,3 +374,22 @@ def test_videoinfo_is_a_value():
     assert a == VideoInfo(Path("x.mp4"), 1, 1.0, 25.0, 4, 4, "h264", None)
     with pytest.raises(AttributeError):
         a.fps = 30.0  # type: ignore[misc]
+
+
+MEGAMIND = [VTEST_AVI.with_name("Megamind.avi"), VTEST_AVI.with_name("Megamind_bugy.avi")]
+
+
+@pytest.mark.parametrize("path", MEGAMIND, ids=lambda p: p.name)
+def test_a_video_whose_first_frame_is_late_decodes_whole(path):
+    """OpenCV's Megamind AVIs show their first frame one slot after 0 s (ffmpeg's timeline).
+
+    Frame 0 of ``small`` is the first frame standing in for the empty slot, in both outputs
+    alike (the rawvideo muxer used to pad only ``small``, so one sample went missing), and every
+    expected sample is there.
+    """
+    if not path.exists():
+        pytest.skip(f"{path} missing (apt-get install opencv-doc)")
+    with decode(path, image_size=32) as d:
+        assert len(d.samples) == len(sample_frames(d.frames, d.fps, 4.0))
+        assert d.duration_s == pytest.approx(probe(path).duration_s, abs=2 / d.fps)
+        assert np.array_equal(d.small[0], d.small[1])  # the slot before the first frame

@@ -24,6 +24,7 @@ _EXPORTS = {
     "allocate_frames": "marc.compression.vlm.answerer",
     "answer": "marc.compression.vlm.answerer",
     "Prepared": "marc.compression.vlm.answerer",
+    "Sampled": "marc.compression.vlm.answerer",
     "load_backend": "marc.compression.vlm.answerer",
     "Generation": "marc.compression.vlm.backend",
     "VLMBackend": "marc.compression.vlm.backend",

@@ -36,7 +36,7 @@ from marc.memory.core.settings import Settings
 from marc.memory.frames import event_frames, frame_times, stored_file
 from marc.memory.probe import probe
 
-__all__ = ["Answer", "Answerer", "Prepared", "allocate_frames", "answer"]
+__all__ = ["Answer", "Answerer", "Prepared", "Sampled", "allocate_frames", "answer"]
 
 _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 
@@ -115,10 +115,19 @@ def allocate_frames(durations: Sequence[float], total: int, per_group: int = 2) 
 
 
 @dataclass
-class _Sampled:
+class Sampled:
+    """The frames the vision tower reads, per event in model-input order (time order).
+
+    Attributes:
+        events: the events whose frames were read.
+        frames: per event, ``uint8 [T_e, H, W, 3]``: each the source frame on screen at its time.
+        times: per event, ``[T_e]`` seconds in its video (:func:`~marc.memory.frames.frame_times`).
+        missing: one line per event whose file could not be read.
+    """
+
     events: list[EventRef]
-    frames: list[np.ndarray]  # per event: uint8 [T_e, H, W, 3]
-    times: list[np.ndarray]  # per event: [T_e] seconds
+    frames: list[np.ndarray]
+    times: list[np.ndarray]
     missing: list[str]
 
 
@@ -137,6 +146,7 @@ class Prepared:
     tokens_per_group: int
     frame_size: tuple[int, int]
     started: float  # time.perf_counter() when preparation began
+    sampled: Sampled | None = None  # the frames the vision tower read (None: text only)
 
 
 class Answerer:
@@ -166,7 +176,7 @@ class Answerer:
         self.backend.close()
 
     # ------------------------------------------------------------------------------ steps
-    def sample(self, hits: Sequence[EventRef]) -> _Sampled:
+    def sample(self, hits: Sequence[EventRef]) -> Sampled:
         """Frames of each hit (in time order), skipping (and listing) those whose file cannot be
         read; no events at all when none can.
 
@@ -175,7 +185,7 @@ class Answerer:
         videos (a small camera does not shrink the others' frames; smaller ones are upscaled),
         letterboxed where the aspect differs.
         """
-        out = _Sampled([], [], [], [])
+        out = Sampled([], [], [], [])
         readable, shapes, seen = [], [], {}
         for hit in sorted(hits, key=_time_key):
             try:
@@ -196,14 +206,17 @@ class Answerer:
         counts = allocate_frames([h.end_s - h.start_s for h in readable], total, per_group)
         for hit, n in zip(readable, counts, strict=True):
             h, w = size
+            fps = seen[hit.video].fps  # keeps the frames inside the event (see frame_times)
             try:
-                frames = event_frames(hit.video, hit.start_s, hit.end_s, n, height=h, width=w)
+                frames = event_frames(
+                    hit.video, hit.start_s, hit.end_s, n, height=h, width=w, fps=fps
+                )
             except MediaError as e:
                 out.missing.append(one_line(e))
                 continue
             out.events.append(hit)
             out.frames.append(frames)
-            out.times.append(frame_times(hit.start_s, hit.end_s, n))
+            out.times.append(frame_times(hit.start_s, hit.end_s, n, fps))
         return out
 
     def prompt(
@@ -329,6 +342,7 @@ class Answerer:
             tokens_per_group=int(P),
             frame_size=(int(H), int(W)),
             started=t0,
+            sampled=sampled,
         )
 
     def generate(self, prepared: Prepared, *, temperature: float = 0.0) -> Answer:
