@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 import typer
+from synthetic import make_task
 from typer.testing import CliRunner
 
 from marc.memory.archive import Archive
 from marc.memory.settings import Settings
 from marc.training.data import write_dataset
 from marc.training.evaluate import EvalReport, SampleResult, eval_command, evaluate, label
-from marc.training.synthetic import make_task
 
 FAST = dict(frames=8, uniform_frames=4, progress=False)
 

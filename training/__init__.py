@@ -11,5 +11,6 @@ One file per concept:
 - :mod:`.policy`: rollouts and completion log-probs on precomputed visual rows.
 - :mod:`.grpo`, :mod:`.sft`, :mod:`.trainer`: the trainers and what they share.
 - :mod:`.config`: the YAML-backed training configuration; :mod:`.cli`: ``marc train``.
-- :mod:`.evaluate`: ``marc eval``, the paper's table; :mod:`.synthetic`: the miniature's task.
+- :mod:`.evaluate`: ``marc eval``, the paper's table (the miniature's synthetic task is
+  ``bench/synthetic.py``).
 """
