@@ -48,10 +48,9 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import efficiency  # noqa: E402  (bench/efficiency.py: the reduced model and its constants)
+import common  # bench/common.py: bench/ is sys.path[0] when run as a script
+from common import ARCHS, ROOT, cpu_snapshot, loadavg, model_folder
 
-ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / "_work" / "agent"
 HOME, FOOTAGE = WORK / "archive", WORK / "footage"
 REPORT = ROOT / "bench" / "agent.md"
@@ -69,14 +68,6 @@ QUESTIONS = [  # key, question, filters (since: minutes after the hall file star
 E2E = "**end to end (question -> answer)**"
 QUIET = 0.3  # cores other processes may keep busy during a question that counts as quiet
 NODES = ("rewrite", "retrieve", "nothing", "compress", "answer", "cite")
-loadavg = efficiency.loadavg
-
-
-def cpu_now() -> tuple[float, float]:
-    """(busy CPU seconds of the whole machine, of this process and its finished children)."""
-    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-    busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
-    return busy, sum(os.times()[:4])
 
 
 def wait_quiet(limit_s: float, threshold: float = 0.3) -> tuple[float, float]:
@@ -84,8 +75,8 @@ def wait_quiet(limit_s: float, threshold: float = 0.3) -> tuple[float, float]:
     returns (seconds waited, their last 1 s usage)."""
     t0 = time.perf_counter()
     while True:
-        (b, o), _ = cpu_now(), time.sleep(1.0)
-        b2, o2 = cpu_now()
+        (b, o), _ = cpu_snapshot(), time.sleep(1.0)
+        b2, o2 = cpu_snapshot()
         others = max(0.0, (b2 - b) - (o2 - o))
         if others < threshold or time.perf_counter() - t0 > limit_s:
             return time.perf_counter() - t0, others
@@ -245,9 +236,9 @@ def run_config(a: dict) -> dict:
                       "since": f.get("since"), "until": None}  # fmt: skip
             waited, before = wait_quiet(a["quiet_s"]) if rep else (0.0, 0.0)
             spans.clear()
-            t, (busy, own) = time.perf_counter(), cpu_now()
+            t, (busy, own) = time.perf_counter(), cpu_snapshot()
             state = graph.invoke(inputs, {"configurable": {"thread_id": thread}})
-            e2e, (busy2, own2) = time.perf_counter() - t, cpu_now()
+            e2e, (busy2, own2) = time.perf_counter() - t, cpu_snapshot()
             others = max(0.0, (busy2 - busy) - (own2 - own)) / e2e  # cores others kept busy
             row = {"key": key, "rep": rep, "e2e_s": e2e, "cpu_s": own2 - own, "others": others,
                    "waited_s": waited, "others_before": before,
@@ -266,7 +257,8 @@ def run_config(a: dict) -> dict:
 
 
 def child(payload: dict) -> dict:
-    return efficiency.child(payload, script=__file__, work=WORK)
+    """Run ``payload`` with this script's ``--child`` in a fresh interpreter."""
+    return common.child(payload, script=__file__, work=WORK)
 
 
 def run(args: argparse.Namespace, name: str) -> None:
@@ -291,7 +283,7 @@ def run(args: argparse.Namespace, name: str) -> None:
         "repeats": {"tiny": args.tiny_repeats, "reduced": args.repeats},
     }
     archive = prepare_archive(args.force)
-    folder = efficiency.model_folder("reduced")  # shared with bench/efficiency.py (written once)
+    folder = model_folder("reduced")  # shared with bench/efficiency.py (written once)
     meta["setup_s"] = time.perf_counter() - t0
     print("frame decoding check", flush=True)
     decode = decode_check(args.decode_repeats)
@@ -461,7 +453,7 @@ def write_report(quick: bool) -> None:
         raise SystemExit(f"no saved results {src}; run the benchmark first")
     r = json.loads(src.read_text())
     m, a, dc = r["meta"], r["archive"], r["decode"]
-    text, vis = efficiency.ARCHS["reduced"]
+    text, vis = ARCHS["reduced"]
     L = ["# Agent latency benchmark: question -> answer, by node", "",
          "`bench/agent.py` (its docstring says exactly what is measured). Every number below is "
          "generated from the saved JSON (`bench/_work/agent/`); nothing is extrapolated. Anchor: "

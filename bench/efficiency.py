@@ -56,7 +56,9 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+import common  # bench/common.py: bench/ is sys.path[0] when run as a script
+from common import ARCHS, ROOT, loadavg, model_folder
+
 WORK = ROOT / "bench" / "_work" / "efficiency"
 REPORT = ROOT / "bench" / "efficiency.md"
 QUESTION = "Who walked through the hall?"
@@ -64,29 +66,6 @@ CAMERA = "hall"
 MODES = {"full": None, "compressed": 1}  # mode -> Answerer.answer(budget=...)
 KEYS = ("decode_s", "vision_s", "compression_s", "prefill_s", "generation_s", "total_s", "cpu_s")
 SPEC = ("3 x 32 x 128 x 2048 (issue)", [32, 32, 32], 128, 2048)  # label, groups, P, D
-
-
-def arch(hidden, inter, heads, mrope, v_hidden, v_inter, v_heads, **text) -> tuple[dict, dict]:
-    """(text, vision) overrides of ``tiny_config``: the Qwen2.5-VL-3B layout at these widths."""
-    rope = {"rope_type": "default", "mrope_section": mrope, "rope_theta": 1e6}
-    return (
-        dict(hidden_size=hidden, intermediate_size=inter, num_hidden_layers=36,
-             num_attention_heads=heads, num_key_value_heads=2, rope_parameters=rope, **text),
-        dict(depth=32, hidden_size=v_hidden, intermediate_size=v_inter, num_heads=v_heads,
-             out_hidden_size=hidden, patch_size=14, spatial_merge_size=2, temporal_patch_size=2,
-             window_size=112, fullatt_block_indexes=[7, 15, 23, 31], tokens_per_second=2),
-    )  # fmt: skip
-
-
-ARCHS = {
-    "reduced": arch(768, 4128, 6, [16, 24, 24], 480, 1280, 6),  # 3/8 of the 3B's widths
-    "3b": arch(2048, 11008, 16, [16, 24, 24], 1280, 3420, 16, vocab_size=151936,
-               tie_word_embeddings=True),
-}  # fmt: skip
-
-
-def loadavg() -> list[float]:
-    return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
 
 
 def status_mb(field: str) -> float:
@@ -156,31 +135,6 @@ def prepare_hits(force: bool) -> list[dict]:
         }
     out.write_text(json.dumps(saved, indent=2))
     return saved["hits"]
-
-
-def model_folder(name: str) -> Path:
-    """Write the random-weight model ``name`` once (weights in bf16 for ``3b``)."""
-    import torch
-
-    from marc.compression.vlm.tiny import tiny_config, tiny_vlm_name, write_model
-
-    config = tiny_config(text=ARCHS[name][0], vision=ARCHS[name][1])
-    folder = WORK / "models" / name
-    marker = folder / "marc_generated.json"
-    if marker.exists() and json.loads(marker.read_text())["name"] == tiny_vlm_name(config):
-        return folder
-    print(f"writing the {name} model to {folder}", flush=True)
-    tmp = folder.with_name(name + ".tmp")
-    for f in (folder, tmp):
-        shutil.rmtree(f, ignore_errors=True)
-    default = torch.get_default_dtype()
-    torch.set_default_dtype(torch.bfloat16 if name == "3b" else torch.float32)
-    try:
-        write_model(tmp, config)
-    finally:
-        torch.set_default_dtype(default)
-    tmp.rename(folder)
-    return folder
 
 
 # ---------------------------------------------------------------------------- child processes
@@ -278,13 +232,9 @@ def run_compress(a: dict) -> list[dict]:
     return rows
 
 
-def child(payload: dict, *, script: str = __file__, work: Path = WORK) -> dict:
-    """Run ``payload`` with ``script --child`` in a fresh interpreter (its peak memory its own)."""
-    out = work / "child.json"
-    out.unlink(missing_ok=True)
-    payload = {**payload, "out": str(out)}
-    subprocess.run([sys.executable, script, "--child", json.dumps(payload)], check=True)
-    return json.loads(out.read_text())
+def child(payload: dict) -> dict:
+    """Run ``payload`` with this script's ``--child`` in a fresh interpreter."""
+    return common.child(payload, script=__file__, work=WORK)
 
 
 # ---------------------------------------------------------------------------------- main run

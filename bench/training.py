@@ -8,11 +8,11 @@ Run from the repository root, inside the venv::
 
 What it does (every number in the report comes from ``bench/_work/training/results.json``):
 
-1. **Task.** :func:`marc.training.synthetic.make_task` with ``fixed_options``: multiple-choice
-   clips of moving coloured shapes (colour / which entered first / count / direction), 8 frames
-   at 56 px, 4 fps, in Video-R1 format, train and held-out test splits from disjoint random
-   streams. The last ``val`` training samples are a validation slice (never trained on); the
-   test split is only evaluated, never used to choose anything.
+1. **Task.** ``bench/synthetic.py``'s :func:`synthetic.make_task` with ``fixed_options``:
+   multiple-choice clips of moving coloured shapes (colour / which entered first / count /
+   direction), 8 frames at 56 px, 4 fps, in Video-R1 format, train and held-out test splits from
+   disjoint random streams. The last ``val`` training samples are a validation slice (never
+   trained on); the test split is only evaluated, never used to choose anything.
 2. **Model.** A random-weight Qwen2.5-VL-architecture model (:func:`marc.compression.vlm.tiny.
    tiny_config`, a 2,048-token tokenizer trained on the training prompts), whose vision tower's
    output layer gets a data-dependent initialisation on training clips
@@ -50,7 +50,10 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+import common  # bench/common.py and bench/synthetic.py: bench/ is sys.path[0] as a script
+from common import ROOT
+from synthetic import make_task
+
 WORK = ROOT / "bench" / "_work" / "training"
 REPORT = ROOT / "bench" / "training.md"
 
@@ -133,7 +136,8 @@ fire: the student starts at about a third of the teacher's accuracy (eta ~ 0.35 
 
 
 def loadavg() -> float:
-    return float(Path("/proc/loadavg").read_text().split()[0])
+    """The 1-minute load average."""
+    return common.loadavg()[0]
 
 
 def log(msg: str) -> None:
@@ -255,7 +259,6 @@ def run(plan: dict, work: Path) -> dict:
     from marc.training.data import load_dataset, write_dataset
     from marc.training.grpo import GRPOTrainer
     from marc.training.sft import SFTTrainer
-    from marc.training.synthetic import make_task
 
     torch.set_num_threads(2)
     t_start = time.perf_counter()

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+from synthetic import make_task
 from typer.testing import CliRunner
 
 from marc.agent._cli import app
@@ -17,7 +18,6 @@ from marc.memory.archive import Archive
 from marc.memory.core.settings import Settings
 from marc.training.data import write_dataset
 from marc.training.evaluate import EvalReport, SampleResult, evaluate, label
-from marc.training.synthetic import make_task
 
 FAST = dict(frames=8, uniform_frames=4, progress=False)
 

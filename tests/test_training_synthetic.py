@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from synthetic import BACKGROUND, COLOURS, KINDS, LETTERS, QUESTIONS, make_task
 
 from marc.memory.frames import event_frames
 from marc.memory.probe import probe
 from marc.training.data import load_dataset
-from marc.training.synthetic import BACKGROUND, COLOURS, KINDS, LETTERS, QUESTIONS, make_task
 
 N_TRAIN, N_TEST = 32, 16
 
@@ -155,7 +155,7 @@ def test_bad_arguments(tmp_path):
 
 
 def test_fixed_options_list_the_same_options_and_the_pixels_still_decide(tmp_path):
-    from marc.training.synthetic import FIXED_OPTIONS
+    from synthetic import FIXED_OPTIONS
 
     train, _ = make_task(tmp_path / "fixed", n_train=16, n_test=0, fixed_options=True)
     samples = load_dataset(train)

@@ -34,7 +34,7 @@ def tiny_model(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def task(tmp_path_factory) -> Path:
-    from marc.training.synthetic import make_task
+    from synthetic import make_task
 
     train, _ = make_task(tmp_path_factory.mktemp("task"), n_train=4, n_test=0, seed=0)
     return train

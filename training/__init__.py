@@ -12,7 +12,8 @@ One file per concept:
 - :mod:`.grpo`, :mod:`.sft`, :mod:`.trainer`: the trainers and what they share.
 - :mod:`.config`: the YAML-backed training configuration; :mod:`.run`: one run from a config
   file (``marc train``).
-- :mod:`.evaluate`: the paper's table (``marc eval``); :mod:`.synthetic`: the miniature's task.
+- :mod:`.evaluate`: the paper's table (``marc eval``); the miniature's synthetic task is
+  ``bench/synthetic.py``, a benchmark generator outside the package.
 
 Names load on first use (see :mod:`marc.memory.core.lazy`).
 """

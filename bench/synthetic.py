@@ -1,5 +1,10 @@
 """A miniature video-QA task whose answers are in the pixels: the reproduction benchmark's data.
 
+Used by ``bench/training.py`` (the miniature reproduction of the training result) and by the
+training tests; not part of the ``marc`` package. Scripts under ``bench/`` import it as
+``synthetic`` (``bench/`` is ``sys.path[0]`` when one runs), tests through pytest's
+``pythonpath`` (pyproject.toml).
+
 Clips are rendered here with numpy (coloured shapes moving on a dark background) and encoded to
 H.264 with the ffmpeg MARC uses; questions are four-option multiple choice in the Video-R1 JSON
 format (:mod:`marc.training.data` reads them), so the same training and evaluation code runs on
