@@ -545,10 +545,7 @@ def ask(
     with _conversation() as conv:
         result, files = _ask(conv, question, thread, k, camera, since, until, evidence)
     if as_json:
-        data = result.to_json()
-        if files is not None:
-            data["evidence_files"] = files.to_json()
-        _print_json(data)
+        _print_json(result.to_json(files))
     else:
         _print_answer(result, files)
 
@@ -582,6 +579,19 @@ def chat(
             _print_answer(result)
     if thread:
         err.print(f"thread {thread}", highlight=False)
+
+
+@app.command()
+def mcp() -> None:
+    """Serve the archive to MCP clients (desktop assistants, agent frameworks) over stdio."""
+    from marc.agent.mcp_server import serve
+    from marc.memory.settings import Settings
+
+    try:
+        settings = Settings()
+    except ValidationError as e:
+        raise _fail(MarcError(_setting_error(e))) from e
+    serve(settings)
 
 
 thread_app = typer.Typer(help="Read conversation threads.", no_args_is_help=True)

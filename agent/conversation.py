@@ -18,13 +18,16 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, HumanMessage
 
 from marc.agent.graph import Resources, as_hits, build_graph
 from marc.agent.threads import list_threads, open_checkpointer
 from marc.memory.settings import Settings
+
+if TYPE_CHECKING:
+    from marc.agent.evidence import Evidence
 
 __all__ = ["AskResult", "Conversation"]
 
@@ -46,7 +49,7 @@ class AskResult:
     missing: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
-    def export_evidence(self, out_dir: Path | str):
+    def export_evidence(self, out_dir: Path | str) -> Evidence | None:
         """Write the contact sheet and one clip per cited event into ``out_dir``
         (:func:`marc.agent.evidence.export_evidence`); ``None`` when nothing is cited."""
         if not self.evidence:
@@ -55,13 +58,15 @@ class AskResult:
 
         return export_evidence(as_hits(self.evidence), out_dir)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, evidence_files: Evidence | None = None) -> dict[str, Any]:
+        """The ``marc ask --json`` object; with the files :meth:`export_evidence` wrote, also
+        their ``evidence_files`` (``marc ask --evidence DIR --json``)."""
         evidence = []
         for c in self.evidence:
             item = {k: c[k] for k in EVIDENCE_KEYS}
             item.update({k: c[k] for k in ("start_at", "end_at", "missing") if c.get(k)})
             evidence.append(item)
-        return {
+        data = {
             "answer": self.answer,
             "thread": self.thread,
             "evidence": evidence,
@@ -72,16 +77,23 @@ class AskResult:
             "missing": self.missing,
             "timings": self.timings,
         }
+        if evidence_files is not None:
+            data["evidence_files"] = evidence_files.to_json()
+        return data
 
 
 class Conversation:
-    """Asks questions in persistent threads. Opens the thread store and models on first use."""
+    """Asks questions in persistent threads. Opens the thread store and models on first use.
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    ``resources`` shares already opened models and stores (:class:`~marc.agent.graph.Resources`,
+    e.g. with an :class:`~marc.memory.archive.Archive`'s retriever); they are closed with it.
+    """
+
+    def __init__(self, settings: Settings | None = None, *, resources: Resources | None = None):
         self.settings = settings or Settings()
         self._stack = ExitStack()
         self._graph = None
-        self._resources = Resources(self.settings)
+        self._resources = resources or Resources(self.settings)
 
     def __enter__(self) -> Conversation:
         return self
