@@ -18,7 +18,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, HumanMessage
 
@@ -27,10 +27,12 @@ from marc.agent.threads import list_threads, open_checkpointer
 from marc.memory.core.events import Filters
 from marc.memory.core.settings import Settings
 
+if TYPE_CHECKING:
+    from marc.agent.evidence import Evidence
+
 __all__ = ["AskResult", "Conversation"]
 
 #: The evidence fields of ``marc ask --json`` (the contract), in order.
-EVIDENCE_KEYS = ("id", "video", "camera", "start_s", "end_s", "score")
 
 
 @dataclass
@@ -49,7 +51,7 @@ class AskResult:
     #: the frames the answer model read (:class:`~marc.compression.vlm.Sampled`), this process only
     model_frames: Any = field(default=None, repr=False, compare=False)
 
-    def export_evidence(self, out_dir: Path | str):
+    def export_evidence(self, out_dir: Path | str) -> Evidence | None:
         """Write the contact sheet, one clip per cited event and the frames the answer model read
         into ``out_dir`` (:func:`marc.agent.evidence.export_evidence`); ``None`` when nothing is
         cited."""
@@ -59,16 +61,13 @@ class AskResult:
 
         return export_evidence(events(self.evidence), out_dir, model_frames=self.model_frames)
 
-    def to_json(self) -> dict[str, Any]:
-        evidence = []
-        for c in self.evidence:
-            item = {k: c[k] for k in EVIDENCE_KEYS}
-            item.update({k: c[k] for k in ("start_at", "end_at", "missing") if c.get(k)})
-            evidence.append(item)
-        return {
+    def to_json(self, evidence_files: Evidence | None = None) -> dict[str, Any]:
+        """The ``marc ask --json`` object; with the files :meth:`export_evidence` wrote, also
+        their ``evidence_files`` (``marc ask --evidence DIR --json``)."""
+        data = {
             "answer": self.answer,
             "thread": self.thread,
-            "evidence": evidence,
+            "evidence": [dict(c) for c in self.evidence],  # EventRef.to_json() each
             "visual_tokens": self.visual_tokens,
             "budget_tokens": self.budget_tokens,
             "query": self.query,
@@ -76,16 +75,23 @@ class AskResult:
             "missing": self.missing,
             "timings": self.timings,
         }
+        if evidence_files is not None:
+            data["evidence_files"] = evidence_files.to_json()
+        return data
 
 
 class Conversation:
-    """Asks questions in persistent threads. Opens the thread store and models on first use."""
+    """Asks questions in persistent threads. Opens the thread store and models on first use.
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    ``resources`` shares already opened models and stores (:class:`~marc.agent.graph.Resources`,
+    e.g. with an :class:`~marc.memory.archive.Archive`'s retriever); they are closed with it.
+    """
+
+    def __init__(self, settings: Settings | None = None, *, resources: Resources | None = None):
         self.settings = settings or Settings()
         self._stack = ExitStack()
         self._graph = None
-        self._resources = Resources(self.settings)
+        self._resources = resources or Resources(self.settings)
 
     def __enter__(self) -> Conversation:
         return self
@@ -129,10 +135,10 @@ class Conversation:
             raise ValueError("the question is empty")
         inputs = graph_input(question, filters, k, camera=camera, since=since, until=until)
         thread = thread or uuid.uuid4().hex
-        state = self.graph.invoke(
-            inputs,
-            {"configurable": {"thread_id": thread}},
-        )
+        config = {"configurable": {"thread_id": thread}}
+        state = self.graph.invoke(inputs, config)
+        # the turn key is internal (not in the graph's output schema): read it from the checkpoint
+        turn = self.graph.get_state(config).values.get("turn", "")
         return AskResult(
             answer=state["answer"],
             thread=thread,
@@ -143,7 +149,7 @@ class Conversation:
             filters=state.get("filters", {}),
             missing=list(state.get("missing", [])),
             timings=dict(state.get("timings", {})),
-            model_frames=self._resources.model_frames.pop(state.get("turn", ""), None),
+            model_frames=self._resources.model_frames.pop(turn, None),
         )
 
     def history(self, thread: str) -> list[dict[str, Any]]:

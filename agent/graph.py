@@ -279,11 +279,12 @@ def build_graph(
         resources: share already opened models and stores between graphs.
 
     The input is :class:`~marc.agent.state.MarcInput`: ``{"messages": [...], "camera": ...,
-    "since": ..., "until": ..., "k": 3}``; a host graph whose state has ``messages`` can add the
-    compiled graph as a node directly.
+    "since": ..., "until": ..., "k": 3}``, the output :class:`~marc.agent.state.MarcState` (also
+    the JSON schemas LangGraph Server publishes for it); a host graph whose state has
+    ``messages`` can add the compiled graph as a node directly.
     """
     res = resources or Resources(settings)
-    builder = StateGraph(_State, input_schema=MarcInput)
+    builder = StateGraph(_State, input_schema=MarcInput, output_schema=MarcState)
     builder.add_node("rewrite", rewrite)
     builder.add_node("retrieve", partial(retrieve, res=res))
     builder.add_node("nothing", nothing)

@@ -9,10 +9,14 @@ themselves never enter the state (see :mod:`marc.agent.graph`).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any
 
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
+
+# typing_extensions' TypedDict, not typing's: pydantic (LangGraph's JSON schemas, which LangGraph
+# Server serves as the graph's input/output schema) refuses typing.TypedDict before Python 3.12.
+from typing_extensions import TypedDict
 
 __all__ = ["Citation", "MarcInput", "MarcState"]
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from marc.memory.catalog import Catalog, Event, Video
 from marc.memory.core.events import EventRef
@@ -114,6 +115,49 @@ class Archive:
             }
             for e, v in rows
         ]
+
+    def videos(self) -> list[dict[str, Any]]:
+        """One row per video the catalog knows, by recording time (``marc mcp``'s ``videos``).
+
+        ``start_at`` is when the recording starts (``recorded_at``, from ``start_source``:
+        metadata, file name or modification time), ``end_at`` that plus ``duration_s``;
+        ``status`` is ``done`` once its events are stored, ``failed`` (with ``error``) or
+        ``pending``; ``events`` counts its stored events.
+        """
+        counts = select(Event.video_id, func.count().label("n")).group_by(Event.video_id).subquery()
+        q = (
+            select(Video, func.coalesce(counts.c.n, 0))
+            .outerjoin(counts, counts.c.video_id == Video.id)
+            .order_by(Video.recorded_at, Video.path)
+        )
+        with self.catalog.session() as s:
+            rows = s.execute(q).all()
+        out = []
+        for v, n in rows:
+            end = (
+                v.recorded_at + timedelta(seconds=v.duration_s)
+                if v.recorded_at is not None and v.duration_s is not None
+                else None
+            )
+            out.append(
+                {
+                    "id": v.id,
+                    "path": v.path,
+                    "camera": v.camera,
+                    "duration_s": v.duration_s,
+                    "start_at": v.recorded_at.isoformat() if v.recorded_at else None,
+                    "end_at": end.isoformat() if end else None,
+                    "start_source": v.recorded_at_source,
+                    "events": n,
+                    "status": v.status,
+                    "error": v.error,
+                    "fps": v.fps,
+                    "width": v.width,
+                    "height": v.height,
+                    "size_bytes": v.size_bytes,
+                }
+            )
+        return out
 
     def status(self) -> dict[str, Any]:
         """Counts from the catalog and, independently, from the vector store (``marc status``)."""

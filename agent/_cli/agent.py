@@ -71,10 +71,7 @@ def ask(
         result = conv.ask(question, thread=thread, k=k, camera=camera, since=since, until=until)
     files = result.export_evidence(evidence) if evidence is not None else None
     if as_json:
-        data = result.to_json()
-        if files is not None:
-            data["evidence_files"] = files.to_json()
-        print_json(data)
+        print_json(result.to_json(files))
     else:
         _print_answer(result, files)
 
@@ -109,6 +106,14 @@ def chat(
             _print_answer(result)
     if thread:
         err.print(f"thread {thread}", highlight=False)
+
+
+@app.command()
+def mcp() -> None:
+    """Serve the archive to MCP clients (desktop assistants, agent frameworks) over stdio."""
+    from marc.agent.mcp_server import serve
+
+    serve(settings())
 
 
 @thread_app.command("show")
