@@ -660,7 +660,7 @@ def run_step(det: TransNetDetector, f: Footage, settings: Settings) -> tuple[flo
     small, fps = decoded.small, decoded.fps
     if len(small) != decoded.frames:
         raise RuntimeError(f"decode() returned {len(small)} small frames of {decoded.frames}")
-    s = det.stream()
+    s = det.score_stream()
     for a in range(0, len(small), td.FEED):
         s.feed(small[a : a + td.FEED])
     p = s.finish()
