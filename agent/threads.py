@@ -18,10 +18,13 @@ from pathlib import Path
 from marc.memory.core.errors import ConfigError, StoreError, one_line
 from marc.memory.core.settings import Settings
 
-__all__ = ["list_threads", "open_checkpointer", "threads_url"]
+__all__ = ["THREADS_SETUP_LOCK", "list_threads", "open_checkpointer", "threads_url"]
 
-# "MARC": one PostgreSQL advisory lock around the checkpointer's migrations
-_SETUP_LOCK = 0x4D415243
+THREADS_SETUP_LOCK = 0x4D524354
+"""PostgreSQL advisory-lock key held around the thread store's migrations
+(``PostgresSaver.setup()``), so two first-time processes do not run them at once (``"MRCT"`` in
+ASCII). It differs from the catalog's :data:`marc.memory.catalog.MIGRATION_LOCK`: both stores
+may live in one database, and a catalog upgrade must not wait for a thread-store setup."""
 
 
 def threads_url(settings: Settings) -> str:
@@ -79,11 +82,11 @@ def open_checkpointer(settings: Settings) -> Iterator:
         raise StoreError(f"{_safe(url)}: cannot reach the thread store ({one_line(e)})") from e
     try:
         # two first-time processes must not run the migrations at once
-        saver.conn.execute("SELECT pg_advisory_lock(%s)", (_SETUP_LOCK,))
+        saver.conn.execute("SELECT pg_advisory_lock(%s)", (THREADS_SETUP_LOCK,))
         try:
             saver.setup()
         finally:
-            saver.conn.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK,))
+            saver.conn.execute("SELECT pg_advisory_unlock(%s)", (THREADS_SETUP_LOCK,))
         yield saver
     finally:
         cm.__exit__(None, None, None)

@@ -47,7 +47,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sqlalchemy import select
 
 THREADS = 2
 torch.set_num_threads(THREADS)
@@ -73,7 +72,6 @@ from common import (  # noqa: E402
     table,
 )
 
-from marc.memory.catalog import Event  # noqa: E402
 from marc.memory.core.settings import Settings  # noqa: E402
 from marc.memory.encoders import Encoder, OpenClipEncoder, load_encoder  # noqa: E402
 from marc.memory.ingest import Ingestor, segment_video  # noqa: E402
@@ -245,8 +243,7 @@ def ingest_once(path: Path, encoder: Encoder) -> tuple[float, dict[str, float], 
         ingestor = Ingestor(settings, encoder=counting)
         report = ingestor.ingest([path], progress=clock)
         t1 = time.perf_counter()
-        with ingestor.catalog.session() as s:
-            kinds = Counter(s.scalars(select(Event.boundary)))
+        kinds = Counter(e.boundary for e, _ in ingestor.catalog.events())
         ingestor.store.close()
         ingestor.catalog.close()
     if report.ingested != 1:

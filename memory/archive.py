@@ -9,9 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
-
-from marc.memory.catalog import Catalog, Event, Video
+from marc.memory.catalog import Catalog
 from marc.memory.core.events import EventRef
 from marc.memory.core.settings import Settings
 from marc.memory.ingest import Ingestor, IngestReport, Progress, no_progress, segment_video
@@ -92,16 +90,7 @@ class Archive:
 
     def events(self, video: Path | None = None) -> list[dict[str, Any]]:
         """Stored events (the ``marc events`` JSON), of one video file or of all, in time order."""
-        q = (
-            select(Event, Video)
-            .join(Video)
-            .where(Video.status == "done")
-            .order_by(Video.recorded_at, Video.path, Event.index)
-        )
-        if video is not None:
-            q = q.where(Video.id == self.catalog.video_id_for(video))
-        with self.catalog.session() as s:
-            rows = s.execute(q).all()
+        vid = self.catalog.video_id_for(video) if video is not None else None
         return [
             {
                 "id": e.id,
@@ -113,7 +102,7 @@ class Archive:
                 "end_at": e.end_at.isoformat(),
                 "boundary": e.boundary,
             }
-            for e, v in rows
+            for e, v in self.catalog.events(vid)
         ]
 
     def videos(self) -> list[dict[str, Any]]:
@@ -124,16 +113,8 @@ class Archive:
         ``status`` is ``done`` once its events are stored, ``failed`` (with ``error``) or
         ``pending``; ``events`` counts its stored events.
         """
-        counts = select(Event.video_id, func.count().label("n")).group_by(Event.video_id).subquery()
-        q = (
-            select(Video, func.coalesce(counts.c.n, 0))
-            .outerjoin(counts, counts.c.video_id == Video.id)
-            .order_by(Video.recorded_at, Video.path)
-        )
-        with self.catalog.session() as s:
-            rows = s.execute(q).all()
         out = []
-        for v, n in rows:
+        for v, n in self.catalog.videos_with_counts():
             end = (
                 v.recorded_at + timedelta(seconds=v.duration_s)
                 if v.recorded_at is not None and v.duration_s is not None
@@ -177,7 +158,7 @@ class Archive:
             "consistent": vectors == counts["events"],
             "collections": collections,
             "home": str(self.settings.home),
-            "catalog": self.catalog._safe_url(),
+            "catalog": self.catalog.display_url,
             "vector_store": self.settings.qdrant_url or str(self.settings.vectors_path),
         }
 

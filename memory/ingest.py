@@ -34,17 +34,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, or_, select, update
-from sqlalchemy.exc import IntegrityError
 
-from marc.memory.catalog import Event, IngestRun, Video, VideoPath
-from marc.memory.catalog.models import utcnow
-from marc.memory.core.errors import MediaError, StoreError
+from marc.memory.catalog import Event
+from marc.memory.core.errors import MediaError
 from marc.memory.core.settings import Settings
 from marc.memory.core.timeline import Span
 from marc.memory.discover import camera_for, discover, recorded_at
 from marc.memory.encoders import Encoder, event_vector
-from marc.memory.fingerprint import event_id, fingerprint, path_video_id, video_id
+from marc.memory.fingerprint import event_id, fingerprint, video_id
 from marc.memory.media import Decoded, VideoInfo, decode, probe
 from marc.memory.parts import ArchiveParts
 from marc.memory.process import pid_alive
@@ -158,13 +155,6 @@ class _Pending:
 class Ingestor(ArchiveParts):
     """Runs ingests against one catalog and one vector store. Models load on first need."""
 
-    def _start_run(self, args: list[str]) -> int:
-        with self.catalog.session() as s:
-            run = IngestRun(host=socket.gethostname(), pid=os.getpid(), args=args)
-            s.add(run)
-            s.flush()
-            return run.id
-
     def recover(self) -> int:
         """Clean up after crashed runs on this host; returns how many stale claims were undone.
 
@@ -173,22 +163,9 @@ class Ingestor(ArchiveParts):
         does not know as done or pending are removed (a crash between the two halves of a
         replacement). The claims stay ``pending`` and are redone when their files are seen.
         """
-        host = socket.gethostname()
-        with self.catalog.session() as s:
-            crashed = [
-                r
-                for r in s.scalars(select(IngestRun).where(IngestRun.status == "running"))
-                if r.host == host and not pid_alive(r.pid)
-            ]
-            if not crashed:
-                return 0
-            ids = [r.id for r in crashed]
-            stale = list(
-                s.scalars(select(Video.id).where(Video.status == "pending", Video.run_id.in_(ids)))
-            )
-            for r in crashed:
-                r.status = "crashed"
-                r.finished_at = utcnow()
+        crashed, stale = self.catalog.crash_runs(socket.gethostname(), pid_alive)
+        if not crashed:
+            return 0
         self.store.ensure_collection(self.collection, self.encoder.dim)
         for vid in stale:
             self.store.delete_video(self.collection, vid)
@@ -196,8 +173,7 @@ class Ingestor(ArchiveParts):
         # before it writes the video's vectors, so every vector seen here belongs to a video the
         # catalog read below knows, unless it really is an orphan.
         stored = self.store.video_ids(self.collection)
-        with self.catalog.session() as s:  # pending claims of live runs keep their vectors
-            known = set(s.scalars(select(Video.id).where(Video.status.in_(("done", "pending")))))
+        known = self.catalog.video_ids("done", "pending")  # live runs' claims keep their vectors
         for vid in stored - (known - set(stale)):
             self.store.delete_video(self.collection, vid)
         return len(stale)
@@ -217,8 +193,10 @@ class Ingestor(ArchiveParts):
         progress("files", total=len(files))
         report = IngestReport()
         self.recover()
-        run_id = self._start_run(
-            [str(p) for p in paths] + ([f"--camera={camera}"] if camera else [])
+        run_id = self.catalog.start_run(
+            socket.gethostname(),
+            os.getpid(),
+            [str(p) for p in paths] + ([f"--camera={camera}"] if camera else []),
         )
         # Two files in flight at most: while one is embedded and stored here, the next one is
         # decoded and segmented on a worker thread (ffmpeg on one core, the network on the
@@ -254,12 +232,13 @@ class Ingestor(ArchiveParts):
         finally:
             if report.ingested:  # Qdrant Edge builds its HNSW index only when asked
                 self.store.optimize(self.collection)
-            with self.catalog.session() as s:
-                run = s.get(IngestRun, run_id)
-                run.status = "finished"
-                run.finished_at = utcnow()
-                run.ingested, run.skipped = report.ingested, report.skipped
-                run.failed, run.events_added = len(report.failed), report.events_added
+            self.catalog.finish_run(
+                run_id,
+                ingested=report.ingested,
+                skipped=report.skipped,
+                failed=len(report.failed),
+                events_added=report.events_added,
+            )
         return report
 
     def _report(self, report: IngestReport, path: Path, e: MediaError, progress: Progress) -> None:
@@ -289,27 +268,20 @@ class Ingestor(ArchiveParts):
         try:
             st = path.stat()
         except OSError as e:
-            self._fail_unreadable(spath, run_id, f"unreadable: {e.strerror or e}")
+            self.catalog.fail_unreadable(spath, run_id, f"unreadable: {e.strerror or e}")
             raise MediaError(path, f"unreadable: {e.strerror or e}") from e
 
-        with self.catalog.session() as s:  # fast path: same file as last time, nothing to hash
-            vp = s.get(VideoPath, spath)
-            if (
-                vp is not None
-                and vp.size_bytes == st.st_size
-                and vp.mtime_ns == st.st_mtime_ns
-                and self._is_current(vp.video, key)
-            ):
-                return None
+        if self.catalog.path_is_current(spath, st, key, self.collection):
+            return None  # fast path: same file as last time, nothing to hash
 
         progress("stage", path=path, stage="hash")
         try:
             fp = fingerprint(path)
         except MediaError as e:
-            self._fail_unreadable(spath, run_id, e.problem)
+            self.catalog.fail_unreadable(spath, run_id, e.problem)
             raise
         vid = video_id(fp)
-        claim = self._claim(vid, fp, spath, st, run_id, key)
+        claim = self.catalog.claim(vid, fp, spath, st, run_id, key, self.collection)
         if claim != "claimed":
             if claim == "busy":
                 progress("stage", path=path, stage="busy")
@@ -343,10 +315,7 @@ class Ingestor(ArchiveParts):
                 progress("stage", path=path, stage="embed")
                 vectors = self._embed(decoded, seg)
         except MediaError as e:
-            with self.catalog.session() as s:
-                video = s.get(Video, vid)
-                video.status, video.error = "failed", e.problem
-                self._remember_path(s, video, spath, st)
+            self.catalog.fail_video(vid, e.problem, spath, st)
             raise
 
         origin, origin_source = recorded_at(path, info)
@@ -372,105 +341,32 @@ class Ingestor(ArchiveParts):
             coll, [event_point(e, vid, cam, vec) for e, vec in zip(events, vectors, strict=True)]
         )
 
-        with self.catalog.session() as s:
-            video = s.get(Video, vid)
-            s.execute(delete(Event).where(Event.video_id == vid))
-            s.add_all(events)
-            video.camera = cam
-            video.duration_s, video.fps, video.frames = (
-                decoded.duration_s,
-                decoded.fps,
-                decoded.frames,
-            )
-            video.width, video.height, video.size_bytes = info.width, info.height, st.st_size
-            video.recorded_at, video.recorded_at_source = origin, origin_source
-            video.segmentation_key, video.collection = key, coll
-            video.status, video.error = "done", None
-            replaced = self._remember_path(s, video, spath, st)
+        replaced = self.catalog.commit_video(
+            vid,
+            events,
+            spath,
+            st,
+            camera=cam,
+            duration_s=decoded.duration_s,
+            fps=decoded.fps,
+            frames=decoded.frames,
+            width=info.width,
+            height=info.height,
+            size_bytes=st.st_size,
+            recorded_at=origin,
+            recorded_at_source=origin_source,
+            segmentation_key=key,
+            collection=coll,
+        )
         for old in replaced:
             self._drop_if_orphaned(old)
         return len(events)
 
-    def _claim(
-        self, vid: str, fp: str, spath: str, st: os.stat_result, run_id: int, key: str
-    ) -> str:
-        """Take video ``vid`` for this run: ``"claimed"``, ``"current"`` (already stored) or
-        ``"busy"`` (another live ingest is working on it; that run will store it).
-
-        The claim is one conditional ``UPDATE`` (or an ``INSERT`` against the primary key), so
-        two ingests of the same files at once never both work on one video.
-        """
-        for _ in range(2):  # a second look after losing an INSERT race
-            try:
-                with self.catalog.session() as s:
-                    video = s.get(Video, vid)
-                    if video is not None and self._is_current(video, key):
-                        self._remember_path(s, video, spath, st)
-                        return "current"
-                    if video is None:
-                        s.add(Video(id=vid, fingerprint=fp, path=spath, run_id=run_id))
-                        s.flush()  # raises IntegrityError if another run inserted it first
-                    else:
-                        live = select(IngestRun.id).where(
-                            IngestRun.status == "running", IngestRun.id != run_id
-                        )
-                        taken = s.execute(
-                            update(Video)
-                            .where(
-                                Video.id == vid,
-                                or_(
-                                    Video.status != "pending",
-                                    Video.run_id.is_(None),
-                                    Video.run_id.not_in(live),
-                                ),
-                            )
-                            .values(status="pending", error=None, run_id=run_id, path=spath)
-                            .execution_options(synchronize_session=False)
-                        ).rowcount
-                        if not taken:
-                            return "busy"
-                    s.execute(
-                        delete(VideoPath).where(
-                            VideoPath.path == spath, VideoPath.video_id == path_video_id(spath)
-                        )
-                    )
-                    s.execute(delete(Video).where(Video.id == path_video_id(spath)))
-                return "claimed"
-            except StoreError as e:
-                if not isinstance(e.__cause__, IntegrityError):
-                    raise
-        return "busy"
-
     # ------------------------------------------------------------------------------ helpers
-    def _is_current(self, video: Video, key: str) -> bool:
-        """Done with today's segmentation settings, in the current encoder's collection."""
-        return (
-            video.status == "done"
-            and video.segmentation_key == key
-            and video.collection == self.collection
-        )
-
     def _embed(self, decoded: Decoded, seg: Segmentation) -> list[np.ndarray]:
         """One vector per event: normalised mean of N frames sampled evenly inside it."""
         spans = [ev.span for ev in seg.events]
         return embed_spans(self.encoder, decoded, spans, self.settings.frames_per_event)
-
-    def _remember_path(self, s, video: Video, spath: str, st: os.stat_result) -> list[str]:
-        """Point ``spath`` at ``video``; returns ids of videos the path pointed to before."""
-        vp = s.get(VideoPath, spath)
-        previous = []
-        if vp is None:
-            s.add(
-                VideoPath(
-                    path=spath, video_id=video.id, size_bytes=st.st_size, mtime_ns=st.st_mtime_ns
-                )
-            )
-        else:
-            if vp.video_id != video.id:
-                previous.append(vp.video_id)
-            vp.video_id, vp.size_bytes, vp.mtime_ns = video.id, st.st_size, st.st_mtime_ns
-            vp.seen_at = utcnow()
-        return previous
 
     def _drop_if_orphaned(self, vid: str) -> None:
         """A changed file replaced video ``vid`` at its path: forget ``vid`` if no path is left.
@@ -478,22 +374,9 @@ class Ingestor(ArchiveParts):
         The catalog rows go first, then the vectors; a crash in between leaves vectors that the
         next run's reconciliation removes.
         """
-        with self.catalog.session() as s:
-            video = s.get(Video, vid)
-            if video is None or video.paths:
-                return
-            coll = video.collection
-            s.delete(video)
+        coll = self.catalog.forget_if_orphaned(vid)
         if coll and coll in self.store.collections():  # any encoder's collection, as it is
             self.store.delete_video(coll, vid)
-
-    def _fail_unreadable(self, spath: str, run_id: int, problem: str) -> None:
-        """Record a file that could not be read at all (so it has no fingerprint)."""
-        pid = path_video_id(spath)
-        with self.catalog.session() as s:
-            video = s.get(Video, pid) or Video(id=pid, path=spath)
-            video.status, video.error, video.run_id = "failed", problem, run_id
-            s.merge(video)
 
 
 def event_point(e: Event, vid: str, camera: str, vector: np.ndarray) -> EventPoint:

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from marc.memory.catalog import Event, Video
+from marc.memory.catalog import Event
 from marc.memory.core.errors import MediaError
 from marc.memory.core.timeline import Span
 from marc.memory.fingerprint import fingerprint
@@ -130,19 +130,18 @@ class Reindexer(ArchiveParts):
         return report
 
     def _job(self, vid: str) -> _Job | None:
-        with self.catalog.session() as s:
-            video = s.get(Video, vid)
-            if video is None or video.status != "done":
-                return None
-            return _Job(
-                id=video.id,
-                path=video.path,
-                camera=video.camera,
-                fingerprint=video.fingerprint,
-                size_bytes=video.size_bytes,
-                seen={vp.path: (vp.size_bytes, vp.mtime_ns) for vp in video.paths},
-                events=list(video.events),  # ordered by index; loaded, so usable detached
-            )
+        video = self.catalog.done_video(vid)  # paths and events loaded: usable detached
+        if video is None:
+            return None
+        return _Job(
+            id=video.id,
+            path=video.path,
+            camera=video.camera,
+            fingerprint=video.fingerprint,
+            size_bytes=video.size_bytes,
+            seen={vp.path: (vp.size_bytes, vp.mtime_ns) for vp in video.paths},
+            events=list(video.events),  # ordered by index
+        )
 
     def _move(self, job: _Job, coll: str, progress: Progress) -> str:
         """Embed ``job``'s events from its file into ``coll``; returns the file used.
@@ -166,10 +165,7 @@ class Reindexer(ArchiveParts):
                 for e, v in zip(job.events, vectors, strict=True)
             ],
         )
-        with self.catalog.session() as s:
-            video = s.get(Video, job.id)
-            if video is not None:
-                video.collection, video.path = coll, path
+        self.catalog.move_video(job.id, coll, path)
         return path
 
     def _drop_moved(self) -> None:

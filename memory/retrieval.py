@@ -23,9 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from sqlalchemy import select
 
-from marc.memory.catalog import Event, Video
 from marc.memory.core.errors import MediaError, StoreError
 from marc.memory.core.events import EventRef, Filters
 from marc.memory.core.timeline import Span
@@ -130,13 +128,7 @@ class Retriever(ArchiveParts):
         """Hits for ``points`` from the catalog, and the videos of points it has not committed."""
         if not points:
             return [], set()
-        with self.catalog.session() as s:
-            rows = s.execute(
-                select(Event, Video)
-                .join(Video)
-                .where(Event.id.in_([p.id for p in points]), Video.status == "done")
-            ).all()
-        known = {e.id: (e, v) for e, v in rows}
+        known = self.catalog.hits([p.id for p in points])
         hits, unknown = [], set()
         for p in points:
             if p.id not in known:

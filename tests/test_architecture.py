@@ -168,3 +168,23 @@ def test_public_api_is_exported_from_each_package(package, names):
     assert set(names) <= set(mod.__all__)
     for name in names:
         assert getattr(mod, name) is not None
+
+
+def test_sql_is_written_only_inside_the_catalog():
+    """The catalog package owns the SQL: no other module imports SQLAlchemy's query layer
+    (the thread store parses a URL with ``sqlalchemy.engine.make_url``, nothing more)."""
+    bad = []
+    for package in PACKAGES:
+        for module, path in _sources(package).items():
+            if module.startswith("marc.memory.catalog"):
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = (
+                    [a.name for a in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module or ""]
+                    if isinstance(node, ast.ImportFrom)
+                    else []
+                )
+                bad += [f"{module}: {n}" for n in names if n.split(".")[0] == "sqlalchemy"]
+    assert bad == ["marc.agent.threads: sqlalchemy.engine"], bad

@@ -81,3 +81,45 @@ def test_unreachable_database_is_a_one_line_store_error():
     with pytest.raises(StoreError) as e:
         Catalog("postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=2")
     assert "127.0.0.1:9" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_named_queries_see_only_committed_videos(catalog: Catalog):
+    t = datetime(2024, 5, 1, 12, tzinfo=UTC)
+    with catalog.session() as s:
+        for vid, status, at in (("late", "done", t), ("early", "done", t - timedelta(hours=1))):
+            s.add(Video(id=vid, fingerprint=vid, path=f"/{vid}.mp4", status=status, recorded_at=at))
+        s.add(Video(id="claim", fingerprint="claim", path="/claim.mp4", status="pending"))
+        for vid in ("late", "early", "claim"):
+            for i in (1, 0):
+                s.add(
+                    Event(
+                        id=f"{vid}{i}",
+                        video_id=vid,
+                        index=i,
+                        start_s=i,
+                        end_s=i + 1,
+                        start_at=t,
+                        end_at=t,
+                        boundary="cut" if i else "start",
+                    )
+                )
+    assert set(catalog.hits(["late0", "claim0", "nowhere"])) == {"late0"}
+    e, v = catalog.hits(["early1"])["early1"]
+    assert (e.index, e.boundary, v.path) == (1, "cut", "/early.mp4")
+    assert [e.id for e, _ in catalog.events()] == ["early0", "early1", "late0", "late1"]
+    assert [e.id for e, _ in catalog.events("late")] == ["late0", "late1"]
+    assert catalog.video_ids("done") == {"early", "late"}
+    assert catalog.video_ids("done", "pending") == {"early", "late", "claim"}
+    assert catalog.done_video("claim") is None and catalog.done_video("nowhere") is None
+    video = catalog.done_video("late")  # usable after its session: events loaded, by index
+    assert [e.index for e in video.events] == [0, 1] and video.paths == []
+    catalog.move_video("late", "events__other", "/moved.mp4")
+    assert catalog.placements()["late"] == "events__other"
+
+
+def test_display_url_hides_the_password():
+    with pytest.raises(StoreError) as e:
+        Catalog("postgresql+psycopg://marc:s3cret@127.0.0.1:9/none?connect_timeout=2")
+    assert "s3cret" not in str(e.value) and "***" in str(e.value)
+    with Catalog("sqlite://") as c:
+        assert c.display_url == "sqlite://"

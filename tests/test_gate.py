@@ -140,7 +140,7 @@ def test_streamed_pieces_give_the_whole_array_result(footage, reference, runtime
     frames = frames[:537]
     whole = TransNetDetector(runtime=runtime).predictions(frames)
     rng = np.random.default_rng(0)
-    stream, i = TransNetDetector(runtime=runtime, batch_windows=3).stream(), 0
+    stream, i = TransNetDetector(runtime=runtime, batch_windows=3).score_stream(), 0
     while i < len(frames):
         k = int(rng.integers(1, 130))
         stream.feed(frames[i : i + k])

@@ -196,15 +196,8 @@ class _Memory:
 
     def ingest(self, samples: Sequence[Sample], err: Console | None) -> dict[str, str]:
         """Ingest the videos not stored yet; returns ``{path: problem}`` of those that failed."""
-        from sqlalchemy import select
-
-        from marc.memory.catalog import Video, VideoPath
-
         paths = sorted({s.path for s in samples if s.data_type == "video" and s.path.is_file()})
-        with self.archive.catalog.session() as s:
-            stored = set(
-                s.scalars(select(VideoPath.path).join(Video).where(Video.status == "done"))
-            )
+        stored = self.archive.catalog.done_paths()
         todo = [p for p in paths if str(p.absolute()) not in stored]
         if not todo:
             return {}

@@ -9,14 +9,14 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from marc.memory.catalog.models import Event, Video, VideoPath
+from marc.memory.catalog.claims import IngestClaims
+from marc.memory.catalog.queries import CatalogQueries
 from marc.memory.core.errors import StoreError
-from marc.memory.fingerprint import fingerprint, video_id
 
 _ALEMBIC_INI = Path(__file__).with_name("alembic.ini")
 
@@ -27,8 +27,10 @@ def _alembic_config() -> Config:
     return cfg
 
 
-#: PostgreSQL advisory-lock key that serialises schema upgrades ("MARC" in ASCII).
-_MIGRATION_LOCK = 0x4D415243
+MIGRATION_LOCK = 0x4D415243
+"""PostgreSQL advisory-lock key that serialises the catalog's schema upgrades (``"MARC"`` in
+ASCII). Other advisory locks on the same database must use other keys, or unrelated migrations
+wait for each other: the thread store's is ``marc.agent.threads.THREADS_SETUP_LOCK``."""
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
@@ -41,7 +43,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     cfg = _alembic_config()
     with _sqlite_migration_lock(engine), engine.begin() as conn:
         if engine.dialect.name == "postgresql":
-            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
 
@@ -70,8 +72,13 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
-class Catalog:
-    """A connection to the catalog database at ``url``; the schema is upgraded on open."""
+class Catalog(CatalogQueries, IngestClaims):
+    """A connection to the catalog database at ``url``; the schema is upgraded on open.
+
+    Its methods are the catalog's whole interface: the reads of :class:`.CatalogQueries` and
+    the ingest's writes of :class:`.IngestClaims` (no SQL is written outside this package).
+    :meth:`session` is for those methods and for tests.
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -84,12 +91,14 @@ class Catalog:
                 event.listen(self.engine, "connect", _sqlite_pragmas)
             upgrade(self.engine)
         except SQLAlchemyError as e:
-            raise StoreError(f"catalog at {self._safe_url()} is unusable: {_first_line(e)}") from e
+            raise StoreError(f"catalog at {self.display_url} is unusable: {_first_line(e)}") from e
         except ModuleNotFoundError as e:
-            raise StoreError(f"catalog at {self._safe_url()}: driver missing ({e.name})") from e
+            raise StoreError(f"catalog at {self.display_url}: driver missing ({e.name})") from e
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
-    def _safe_url(self) -> str:
+    @property
+    def display_url(self) -> str:
+        """:attr:`url` without its password, to show (``marc status``, error messages)."""
         try:
             return make_url(self.url).render_as_string(hide_password=True)
         except Exception:
@@ -104,53 +113,10 @@ class Catalog:
                 s.commit()
             except SQLAlchemyError as e:
                 s.rollback()
-                raise StoreError(f"catalog at {self._safe_url()}: {_first_line(e)}") from e
+                raise StoreError(f"catalog at {self.display_url}: {_first_line(e)}") from e
             except BaseException:
                 s.rollback()
                 raise
-
-    def counts(self) -> dict[str, int]:
-        """``videos`` (ingested), ``events`` and ``failed`` (files that could not be ingested)."""
-        with self.session() as s:
-            videos = s.scalar(select(func.count()).select_from(Video).where(Video.status == "done"))
-            failed = s.scalar(
-                select(func.count()).select_from(Video).where(Video.status == "failed")
-            )
-            events = s.scalar(
-                select(func.count()).select_from(Event).join(Video).where(Video.status == "done")
-            )
-        return {"videos": videos or 0, "events": events or 0, "failed": failed or 0}
-
-    def placements(self) -> dict[str, str | None]:
-        """The vector collection of every committed (``done``) video, by video id."""
-        with self.session() as s:
-            rows = s.execute(select(Video.id, Video.collection).where(Video.status == "done"))
-            return dict(rows.all())
-
-    def collections(self) -> list[str]:
-        """The vector collections that hold committed videos, sorted."""
-        return sorted({c for c in self.placements().values() if c})
-
-    def uncommitted_video_ids(self) -> list[str]:
-        """Videos not ``done``: any vectors they have in a store are not part of the archive."""
-        with self.session() as s:
-            return sorted(s.scalars(select(Video.id).where(Video.status != "done")))
-
-    def video_id_for(self, video: str | Path) -> str:
-        """The id of a video given by id, by a path it was ingested from, or by a copy of it.
-
-        Raises:
-            FileNotFoundError: it is none of these.
-        """
-        with self.session() as s:
-            if isinstance(video, str) and s.get(Video, video) is not None:
-                return video
-            vp = s.get(VideoPath, str(Path(video).absolute()))
-            if vp is not None:
-                return vp.video_id
-        if Path(video).is_file():  # a copy or a moved file: identify it by content
-            return video_id(fingerprint(Path(video)))
-        raise FileNotFoundError(f"{video}: not in the archive and not a readable file")
 
     def close(self) -> None:
         self.engine.dispose()

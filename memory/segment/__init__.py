@@ -1,14 +1,17 @@
 """Event segmentation: one video's tiny frames in, the events that tile it out.
 
     frames (uint8 [T, 27, 48, 3], every frame at ``fps``)
-      -> TransNetDetector: shot cuts          (TransNetV2, shipped weights; the ChangeGate
-                                               skips windows where nothing changes enough)
-      -> ActivityDetector: activity changes   (motion energy + hysteresis)
+      -> detectors, each a BoundaryDetector whose stream is fed every piece (default:)
+           TransNetDetector, kind "cut":       shot cuts (TransNetV2, shipped weights; the
+                                               ChangeGate skips windows where nothing changes)
+           ActivityDetector, kind "activity":  activity changes (motion energy + hysteresis)
       -> events.tile: cuts, then activity, then max-length splits -> list[EventSpan]
 
-:class:`SegmentStream` does the same on frames that arrive in pieces (the ingest feeds it from
-the decoder as ffmpeg produces them), in memory independent of the video's length; the
-whole-array :func:`segment` is a stream fed at once.
+:class:`SegmentStream` runs it on frames that arrive in pieces (the ingest feeds it from the
+decoder as ffmpeg produces them), in memory independent of the video's length; the whole-array
+:func:`segment` is a stream fed at once. Adding a cue is one file: a :class:`BoundaryDetector`
+subclass with a ``kind`` and a :class:`BoundaryStream` (see :mod:`.detector`), passed in
+``SegmentStream(fps, detectors=[*default_detectors(), mine])``.
 
 Example:
     >>> seg = segment(frames, fps=25.0)  # doctest: +SKIP
@@ -19,14 +22,21 @@ from __future__ import annotations
 
 import functools
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from marc.memory.segment.activity_detector import ActivityDetector
-from marc.memory.segment.detector import BoundaryDetector, check_fps, check_frames
+from marc.memory.segment.detector import (
+    KINDS,
+    BoundaryDetector,
+    BoundaryStream,
+    check_fps,
+    check_frames,
+)
 from marc.memory.segment.events import EventSpan, check_event_lengths, tile
 from marc.memory.segment.gate import ChangeGate
 
@@ -46,11 +56,13 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "ActivityDetector",
     "BoundaryDetector",
+    "BoundaryStream",
     "ChangeGate",
     "EventSpan",
     "SegmentStream",
     "Segmentation",
     "TransNetDetector",
+    "default_detectors",
     "segment",
     "tile",
 ]
@@ -63,12 +75,14 @@ class Segmentation:
     Attributes:
         fps: the video's frame rate.
         frames: number of frames ``T``.
-        cuts: shot-cut frames found by TransNetV2 (first frame of each new shot).
+        cuts: boundaries of the ``"cut"`` detectors (by default TransNetV2's shot cuts: the
+            first frame of each new shot), sorted.
         events: events tiling ``[0, T)`` in time order.
         windows: TransNetV2's 100-frame windows in the video, ``ceil(T / 50)``.
         evaluated: how many of them ran the network (the others were gated out).
         load_seconds: time spent loading TransNetV2 (weights, runtime) during this
             segmentation; 0 when it was already loaded in the process or never needed.
+        boundaries: every detector's boundaries, by detector name (before :func:`tile`).
     """
 
     fps: float
@@ -78,6 +92,7 @@ class Segmentation:
     windows: int = 0
     evaluated: int = 0
     load_seconds: float = 0.0
+    boundaries: dict[str, list[int]] = field(default_factory=dict)
 
 
 GATE = ChangeGate()
@@ -95,6 +110,31 @@ def _transnet(
     )
 
 
+def default_detectors(
+    *,
+    cut_threshold: float = 0.5,
+    min_event_s: float = 2.0,
+    device: str = "cpu",
+    runtime: str = "auto",
+    gate: ChangeGate | None = GATE,
+    cache_dir: Path | None = None,
+) -> list[BoundaryDetector]:
+    """The detectors segmentation runs unless told otherwise: TransNetV2 cuts, then activity.
+
+    Args:
+        cut_threshold: TransNetV2 transition probability above which a frame is a transition.
+        min_event_s: shortest activity state.
+        device: torch device for TransNetV2. The detector (and its weights) is built once per
+            setting and reused across calls in the process.
+        runtime: TransNetV2's runtime, ``"auto"``, ``"openvino"`` or ``"torch"``.
+        gate: the change gate; ``None`` runs the network on every window.
+        cache_dir: where the OpenVINO runtime caches its converted model (default: the
+            per-user cache).
+    """
+    cuts = _transnet(float(cut_threshold), str(device), runtime, gate, cache_dir)
+    return [cuts, ActivityDetector(min_event_s=min_event_s)]
+
+
 class SegmentStream:
     """Segment one video whose frames arrive in pieces.
 
@@ -102,10 +142,16 @@ class SegmentStream:
     >>> for piece in pieces: s.feed(piece)  # doctest: +SKIP
     >>> s.finish().events  # doctest: +SKIP
 
-    Holds ~150 frames plus the piece being fed, and a few bytes per frame of scores.
+    Every detector gets every piece through its :class:`~.detector.BoundaryStream`; at the end
+    the boundaries of the ``"cut"`` detectors and of the ``"activity"`` ones go to :func:`tile`.
+    With the default detectors it holds ~150 frames plus the piece being fed, and a few bytes
+    per frame of scores.
 
     Args:
         fps: the video's constant frame rate.
+        detectors: the :class:`BoundaryDetector` s to run, with distinct names; ``None``: the
+            :func:`default_detectors` built from the keyword arguments below (which are then
+            unused but for ``max_event_s`` and ``min_event_s``).
         cut_threshold: TransNetV2 transition probability above which a frame is a transition.
         max_event_s: longest event in seconds; longer stretches are split evenly.
         min_event_s: shortest activity state, and closest an activity boundary may come to
@@ -122,6 +168,7 @@ class SegmentStream:
         self,
         fps: float,
         *,
+        detectors: Sequence[BoundaryDetector] | None = None,
         cut_threshold: float = 0.5,
         max_event_s: float = 30.0,
         min_event_s: float = 2.0,
@@ -133,36 +180,53 @@ class SegmentStream:
         self.fps = check_fps(fps)
         check_event_lengths(max_event_s, min_event_s)  # before minutes of inference, not after
         self.max_event_s, self.min_event_s = max_event_s, min_event_s
-        start = time.perf_counter()  # the first detector of a process imports torch (~1 s)
-        detector = _transnet(float(cut_threshold), str(device), runtime, gate, cache_dir)
-        self.threshold = detector.threshold
-        self.cuts = detector.stream()
-        self.cuts.load_seconds += time.perf_counter() - start
-        self.activity = ActivityDetector(min_event_s=min_event_s)
-        self.energy = self.activity.stream(self.fps)
+        start = time.perf_counter()  # the first TransNetV2 of a process imports torch (~1 s)
+        if detectors is None:
+            detectors = default_detectors(
+                cut_threshold=cut_threshold,
+                min_event_s=min_event_s,
+                device=device,
+                runtime=runtime,
+                gate=gate,
+                cache_dir=cache_dir,
+            )
+        self.build_seconds = time.perf_counter() - start  # counted in load_seconds
+        self.detectors = list(detectors)
+        names = [d.name for d in self.detectors]
+        if len(set(names)) != len(names):
+            raise ValueError(f"detector names must be distinct, got {names}")
+        for d in self.detectors:
+            kind = getattr(d, "kind", None)
+            if kind not in KINDS:
+                raise ValueError(f"{d!r}: kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        self.streams = [d.stream(self.fps) for d in self.detectors]
         self.frames = 0
 
     def feed(self, frames: np.ndarray) -> None:
         """Add the next frames, uint8 ``[N, 27, 48, 3]`` RGB."""
         frames = check_frames(frames)
-        self.cuts.feed(frames)
-        self.energy.feed(frames)
+        for s in self.streams:
+            s.feed(frames)
         self.frames += len(frames)
 
     def finish(self) -> Segmentation:
         """The :class:`Segmentation` of all frames fed."""
-        from marc.memory.segment.transnet_detector import cuts_from_predictions
-
         T = self.frames
         if T == 0:
             return Segmentation(fps=self.fps, frames=0, cuts=[], events=[])
-        cuts = cuts_from_predictions(self.cuts.finish(), self.threshold)
-        activity = self.activity.boundaries_from_energy(self.energy.finish(), self.fps)
+        found = {d.name: s.finish() for d, s in zip(self.detectors, self.streams, strict=True)}
+        by_kind: dict[str, set[int]] = {k: set() for k in KINDS}
+        stats: dict[str, float] = {"load_seconds": self.build_seconds}
+        for d, s in zip(self.detectors, self.streams, strict=True):
+            by_kind[d.kind].update(found[d.name])
+            for key, value in s.stats().items():
+                stats[key] = stats.get(key, 0) + value
+        cuts = sorted(by_kind["cut"])
         events = tile(
             T,
             self.fps,
             cuts=cuts,
-            activity=activity,
+            activity=sorted(by_kind["activity"]),
             max_event_s=self.max_event_s,
             min_event_s=self.min_event_s,
         )
@@ -171,9 +235,10 @@ class SegmentStream:
             frames=T,
             cuts=cuts,
             events=events,
-            windows=self.cuts.windows,
-            evaluated=self.cuts.evaluated,
-            load_seconds=self.cuts.load_seconds,
+            windows=int(stats.get("windows", 0)),
+            evaluated=int(stats.get("evaluated", 0)),
+            load_seconds=float(stats["load_seconds"]),
+            boundaries=found,
         )
 
 
@@ -183,8 +248,8 @@ def segment(frames: np.ndarray, fps: float, **options: Any) -> Segmentation:
     Args:
         frames: uint8 ``[T, 27, 48, 3]`` RGB, every frame of the video at rate ``fps``.
         fps: the video's constant frame rate.
-        options: :class:`SegmentStream`'s keyword arguments (thresholds, event lengths,
-            device, runtime, gate).
+        options: :class:`SegmentStream`'s keyword arguments (detectors, thresholds, event
+            lengths, device, runtime, gate).
 
     Returns:
         The :class:`Segmentation`; ``events`` is empty only for an empty video.

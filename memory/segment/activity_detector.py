@@ -21,14 +21,16 @@ clip get comparable behaviour, with absolute margins so that a noise-free video,
 0, is not triggered by compression flicker. Boundaries are the frames where the state changes.
 
 Everything but the state machine (one pass over ``T`` scalars) is vectorised numpy; the result
-is a pure function of the frames and ``fps``.
+is a pure function of the frames and ``fps``. As a stream (:class:`ActivityStream`, what
+segmentation runs) the pair differences are computed as frames arrive, 4 bytes a frame are kept,
+and the median and the state machine run at the end.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from marc.memory.segment.detector import BoundaryDetector, check_fps, check_frames
+from marc.memory.segment.detector import BoundaryDetector, BoundaryStream, check_fps, check_frames
 
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # BT.601 weights for R, G, B
 
@@ -205,6 +207,7 @@ class ActivityDetector(BoundaryDetector):
     """
 
     name = "activity"
+    kind = "activity"
 
     def __init__(
         self, min_event_s: float = 2.0, *, lag_s: float = LAG_S, smooth_s: float = SMOOTH_S
@@ -238,19 +241,37 @@ class ActivityDetector(BoundaryDetector):
             state[changes[-1] :] = state[changes[-1] - 1]
         return state
 
-    def boundaries(self, frames: np.ndarray, fps: float) -> list[int]:
-        """Frames where the activity state changes (first frame of the new state)."""
-        return self.boundaries_from_energy(self.energy(frames, check_fps(fps)), fps)
-
     def boundaries_from_energy(self, energy: np.ndarray, fps: float) -> list[int]:
         """:meth:`boundaries` from the video's motion ``energy`` (e.g. a
         :class:`MotionEnergyStream`'s, with this detector's ``lag_s`` and ``smooth_s``)."""
         state = self.active_from_energy(energy, check_fps(fps))
         return (np.flatnonzero(state[1:] != state[:-1]) + 1).tolist()
 
-    def stream(self, fps: float) -> MotionEnergyStream:
+    def energy_stream(self, fps: float) -> MotionEnergyStream:
         """A :class:`MotionEnergyStream` with this detector's settings."""
         return MotionEnergyStream(fps, lag_s=self.lag_s, smooth_s=self.smooth_s)
 
+    def stream(self, fps: float) -> ActivityStream:
+        """An :class:`ActivityStream`: frames where the activity state changes (the first
+        frame of the new state), over frames that arrive in pieces."""
+        return ActivityStream(self, fps)
+
     def __repr__(self) -> str:
         return f"ActivityDetector(min_event_s={self.min_event_s})"
+
+
+class ActivityStream(BoundaryStream):
+    """:class:`ActivityDetector` boundaries of frames that arrive in pieces: a
+    :class:`MotionEnergyStream`, then :meth:`ActivityDetector.boundaries_from_energy`."""
+
+    def __init__(self, detector: ActivityDetector, fps: float) -> None:
+        self.detector, self.fps = detector, check_fps(fps)
+        self.energy = detector.energy_stream(self.fps)
+
+    def feed(self, frames: np.ndarray) -> None:
+        """Add the next frames, uint8 ``[N, 27, 48, 3]``."""
+        self.energy.feed(check_frames(frames))
+
+    def finish(self) -> list[int]:
+        """Frames where the activity state changes."""
+        return self.detector.boundaries_from_energy(self.energy.finish(), self.fps)

@@ -17,6 +17,11 @@ accelerators, not on CPU.
 Cut frames are derived from the thresholded predictions by the package's own
 ``TransNetV2.predictions_to_scenes``: a cut is the start of every scene but the first, which is
 the first frame after a run of frames scored above the threshold.
+
+Two streams: :class:`TransNetStream` scores frames as they arrive (the probabilities;
+:meth:`TransNetDetector.score_stream`), :class:`TransNetCuts` wraps it into the
+:class:`~.detector.BoundaryStream` that segmentation runs (:meth:`TransNetDetector.stream`), which
+reports ``windows``, ``evaluated`` and ``load_seconds`` in its ``stats()``.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from marc.memory.segment.detector import BoundaryDetector, check_frames
+from marc.memory.segment.detector import FEED, BoundaryDetector, BoundaryStream, check_frames
 from marc.memory.segment.gate import LAG, ChangeGate, block_means, change
 from marc.memory.segment.transnet_runtime import RUNTIMES, Runtime, default_cache_dir, load_runtime
 
@@ -147,6 +152,7 @@ class TransNetDetector(BoundaryDetector):
     """
 
     name = "transnetv2"
+    kind = "cut"
 
     def __init__(
         self,
@@ -187,8 +193,13 @@ class TransNetDetector(BoundaryDetector):
         cache = self._cache_dir or default_cache_dir()
         return load_runtime(self._runtime_name, self.model, self.device, self.threads, cache)
 
-    def stream(self) -> TransNetStream:
-        """A :class:`TransNetStream`: feed frames as they are decoded, then ``finish()``."""
+    def stream(self, fps: float) -> TransNetCuts:
+        """A :class:`TransNetCuts` boundary stream (``fps`` is not needed)."""
+        return TransNetCuts(self)
+
+    def score_stream(self) -> TransNetStream:
+        """A :class:`TransNetStream`: feed frames as they are decoded, then ``finish()`` gives
+        the probabilities of :meth:`predictions`."""
         return TransNetStream(self)
 
     def predictions(self, frames: np.ndarray) -> np.ndarray:
@@ -202,24 +213,16 @@ class TransNetDetector(BoundaryDetector):
             for frames of windows the gate skipped (never with ``gate=None``).
         """
         frames = check_frames(frames)
-        s = self.stream()
+        s = self.score_stream()
         for a in range(0, len(frames), FEED):
             s.feed(frames[a : a + FEED])
         return s.finish()
-
-    def boundaries(self, frames: np.ndarray, fps: float) -> list[int]:
-        """Cut frames: the first frame of every new shot (``fps`` is not needed)."""
-        return cuts_from_predictions(self.predictions(frames), self.threshold)
 
     def __repr__(self) -> str:
         return (
             f"TransNetDetector(threshold={self.threshold}, device={str(self.device)!r}, "
             f"runtime={self._runtime_name!r}, gate={self.gate!r})"
         )
-
-
-FEED = 1000
-"""Frames handed to a stream at once when a whole array is scored."""
 
 
 class TransNetStream:
@@ -313,3 +316,30 @@ class TransNetStream:
             self.scores[window] = p[i]
         self.evaluated += len(w)
         self._pending = []
+
+
+class TransNetCuts(BoundaryStream):
+    """The cuts of frames that arrive in pieces: a :class:`TransNetStream` whose probabilities
+    are thresholded at the end (:func:`cuts_from_predictions`).
+
+    Attributes:
+        scores: the underlying :class:`TransNetStream`.
+    """
+
+    def __init__(self, detector: TransNetDetector) -> None:
+        self.detector = detector
+        self.scores = TransNetStream(detector)
+
+    def feed(self, frames: np.ndarray) -> None:
+        """Add the next frames, uint8 ``[N, 27, 48, 3]``; runs every window they complete."""
+        self.scores.feed(frames)
+
+    def finish(self) -> list[int]:
+        """Cut frames: the first frame of every new shot."""
+        return cuts_from_predictions(self.scores.finish(), self.detector.threshold)
+
+    def stats(self) -> dict[str, float]:
+        """``windows`` (100-frame windows, ``ceil(T / 50)``), ``evaluated`` (those that ran the
+        network, the others were gated out) and ``load_seconds`` (loading the network)."""
+        s = self.scores
+        return {"windows": s.windows, "evaluated": s.evaluated, "load_seconds": s.load_seconds}
