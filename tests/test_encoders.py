@@ -339,6 +339,7 @@ def _run_offline_script(env_update: dict[str, str], *args: str) -> list[str]:
     return r.stdout.splitlines()
 
 
+@pytest.mark.slow
 def test_hf_hub_offline_fails_at_once_for_a_missing_model_and_loads_a_cached_one(tmp_path, tiny):
     tiny_dir = Path(tiny.model_id.removeprefix("local-dir:"))
     _fake_hub_cache(tmp_path, "marc-test/tiny-pe-core", tiny_dir)
