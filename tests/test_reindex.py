@@ -93,6 +93,7 @@ def _reindexer(archive: Archive) -> Reindexer:
     return Reindexer(archive.settings, catalog=archive.catalog, store=archive.store)
 
 
+@pytest.mark.slow
 def test_reindex_after_switching_encoder_moves_every_event_as_a_fresh_ingest_embeds_it(
     home: Path, clips, tmp_path: Path, monkeypatch
 ):
@@ -152,6 +153,7 @@ def test_reindex_after_switching_encoder_moves_every_event_as_a_fresh_ingest_emb
         assert float(vector @ again_vector) > 0.999  # both unit vectors
 
 
+@pytest.mark.slow
 def test_a_video_without_its_file_is_reported_and_the_others_move(
     home: Path, clips, tmp_path: Path, monkeypatch
 ):
@@ -209,6 +211,7 @@ def _video_ids_by_path(archive: Archive) -> dict[str, str]:
         return dict(s.execute(select(Video.path, Video.id)).all())
 
 
+@pytest.mark.slow
 def test_cli_reindex_json_and_exit_codes(home: Path, clips, tmp_path: Path):
     files = _footage(tmp_path / "footage", clips, names=("phone",))
     _, n_events = _ingest(files["phone"])

@@ -227,6 +227,7 @@ def _marc(*args: str, home: Path) -> subprocess.CompletedProcess:
     return subprocess.run([*MARC, *args], env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_cli_search_json_contract_and_filters(archive_home, retriever):
     p = _marc(
         "search", "a car", "--k", "4", "--camera", "street", "--camera", "lobby",
@@ -253,6 +254,7 @@ def test_cli_search_json_contract_and_filters(archive_home, retriever):
     assert [h["id"] for h in hits] == _ids(expected)
 
 
+@pytest.mark.slow
 def test_cli_search_usage_errors(archive_home, tmp_path):
     for args, code, text in [
         ((), 2, "exactly one of"),

@@ -123,7 +123,8 @@ def transnet_test_frames(transnet_video) -> np.ndarray:
 
 
 # lengths not a multiple of 50 exercise the end padding; 737 frames is ~30 s with 16 cuts
-@pytest.mark.parametrize("n", [287, pytest.param(737, marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("n", [287, 737])
 def test_transnet_predictions_equal_the_package_reference(transnet_test_frames, transnet, n):
     frames = transnet_test_frames[:n]
     ours = transnet.predictions(frames)
@@ -138,6 +139,7 @@ def test_transnet_predictions_equal_the_package_reference(transnet_test_frames, 
     assert len(cuts) >= n // 75  # the test video cuts every few seconds
 
 
+@pytest.mark.slow
 def test_batched_windows_give_the_same_predictions(transnet_test_frames, transnet):
     frames = transnet_test_frames[1000:1160]  # 4 windows
     one = transnet.predictions(frames)
@@ -151,6 +153,7 @@ def composite_cuts(composite_frames, transnet) -> list[int]:
     return transnet.boundaries(frames, fps)
 
 
+@pytest.mark.slow
 def test_transnet_finds_the_composite_joins_exactly(composite_frames, composite_cuts, transnet):
     frames, fps, known = composite_frames
     cuts = composite_cuts
@@ -180,6 +183,7 @@ def test_transnet_loading_leaves_the_process_alone():
     assert (np.random.rand(), random.random(), torch.rand(1).item()) == expect
 
 
+@pytest.mark.slow
 def test_transnet_edge_lengths(transnet):
     rng = np.random.default_rng(0)
     for T in (0, 1, 50, 51):
@@ -403,6 +407,7 @@ def test_tile_rejects_bad_arguments():
 # --- the whole thing ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_segment_composite(composite_frames, composite_cuts):
     frames, fps, known = composite_frames
     seg = segment(frames, fps)

@@ -382,6 +382,7 @@ def _writer(tmp_path, root, ids, release: str) -> subprocess.Popen:
     )
 
 
+@pytest.mark.slow
 def test_edge_upsert_survives_kill_9_and_locks_out_second_opener(tmp_path):
     """A real process upserts, says so, and is SIGKILLed at once; the points must be there."""
     root, n = tmp_path / "vectors", 300
@@ -429,6 +430,7 @@ print("done", flush=True)
 """
 
 
+@pytest.mark.slow
 def test_edge_refused_openers_do_not_corrupt_the_holder(tmp_path):
     """Qdrant Edge's own failed ``load`` (WAL locked) damaged the holder's payload index, so
     that the holder's next flush failed ("Tracker journal ... is shorter than expected"); two
@@ -462,6 +464,7 @@ def test_edge_refused_openers_do_not_corrupt_the_holder(tmp_path):
         assert store.count(NAME) == 1500
 
 
+@pytest.mark.slow
 def test_edge_idle_shard_is_released_to_another_process(tmp_path):
     """A live process that stopped using a shard lets another process read and write it."""
     root, n = tmp_path / "vectors", 50

