@@ -24,8 +24,8 @@ from langchain_core.messages import AIMessage, HumanMessage
 
 from marc.agent.graph import Resources, build_graph, events, graph_input
 from marc.agent.threads import list_threads, open_checkpointer
+from marc.memory.core.config import AgentConfig, as_config
 from marc.memory.core.events import Filters
-from marc.memory.core.settings import Settings
 
 __all__ = ["AskResult", "Conversation"]
 
@@ -76,13 +76,18 @@ class AskResult:
 
 
 class Conversation:
-    """Asks questions in persistent threads. Opens the thread store and models on first use."""
+    """Asks questions in persistent threads. Opens the thread store and models on first use.
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings()
+    Args:
+        config: the agent's config (or a ``Settings``: its ``agent``); ``None``: the config's
+            defaults (never the environment).
+    """
+
+    def __init__(self, config: AgentConfig | Any = None) -> None:
+        self.config = as_config(config, AgentConfig)
         self._stack = ExitStack()
         self._graph = None
-        self._resources = Resources(self.settings)
+        self._resources = Resources(self.config)
 
     def __enter__(self) -> Conversation:
         return self
@@ -97,8 +102,8 @@ class Conversation:
     @property
     def graph(self):
         if self._graph is None:
-            checkpointer = self._stack.enter_context(open_checkpointer(self.settings))
-            self._graph = build_graph(self.settings, checkpointer, resources=self._resources)
+            checkpointer = self._stack.enter_context(open_checkpointer(self.config.threads))
+            self._graph = build_graph(self.config, checkpointer, resources=self._resources)
         return self._graph
 
     def ask(

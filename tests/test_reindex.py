@@ -90,7 +90,7 @@ def _points(home: Path, collection: str) -> dict[str, tuple[np.ndarray, dict]]:
 
 
 def _reindexer(archive: Archive) -> Reindexer:
-    return Reindexer(archive.settings, catalog=archive.catalog, store=archive.store)
+    return Reindexer(archive.config, catalog=archive.catalog, store=archive.store)
 
 
 def test_reindex_after_switching_encoder_moves_every_event_as_a_fresh_ingest_embeds_it(

@@ -28,7 +28,7 @@ app.add_typer(thread_app, name="thread")
 def _conversation():
     from marc.agent.conversation import Conversation
 
-    return Conversation(settings())
+    return Conversation(settings().agent)
 
 
 def _print_answer(result, evidence_files=None) -> None:
