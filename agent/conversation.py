@@ -24,8 +24,8 @@ from langchain_core.messages import AIMessage, HumanMessage
 
 from marc.agent.graph import Resources, build_graph, events, graph_input
 from marc.agent.threads import list_threads, open_checkpointer
+from marc.memory.core.config import AgentConfig, as_config
 from marc.memory.core.events import Filters
-from marc.memory.core.settings import Settings
 
 if TYPE_CHECKING:
     from marc.agent.evidence import Evidence
@@ -83,15 +83,18 @@ class AskResult:
 class Conversation:
     """Asks questions in persistent threads. Opens the thread store and models on first use.
 
-    ``resources`` shares already opened models and stores (:class:`~marc.agent.graph.Resources`,
-    e.g. with an :class:`~marc.memory.archive.Archive`'s retriever); they are closed with it.
+    Args:
+        config: the agent's config (or a ``Settings``: its ``agent``); ``None``: the config's
+            defaults (never the environment).
+        resources: already opened models and stores to share (:class:`~marc.agent.graph.Resources`,
+            e.g. with an :class:`~marc.memory.archive.Archive`'s retriever); closed with it.
     """
 
-    def __init__(self, settings: Settings | None = None, *, resources: Resources | None = None):
-        self.settings = settings or Settings()
+    def __init__(self, config: AgentConfig | Any = None, *, resources: Resources | None = None):
+        self.config = as_config(config, AgentConfig)
         self._stack = ExitStack()
         self._graph = None
-        self._resources = resources or Resources(self.settings)
+        self._resources = resources or Resources(self.config)
 
     def __enter__(self) -> Conversation:
         return self
@@ -106,8 +109,8 @@ class Conversation:
     @property
     def graph(self):
         if self._graph is None:
-            checkpointer = self._stack.enter_context(open_checkpointer(self.settings))
-            self._graph = build_graph(self.settings, checkpointer, resources=self._resources)
+            checkpointer = self._stack.enter_context(open_checkpointer(self.config.threads))
+            self._graph = build_graph(self.config, checkpointer, resources=self._resources)
         return self._graph
 
     def ask(

@@ -13,7 +13,8 @@
 - **retrieve** is the Visual Memory Retriever (:class:`marc.memory.retrieval.Retriever`), k = 3,
   with the user's camera and time filters.
 - **compress** samples the events' frames, runs Qwen2.5-VL's vision tower and the compression
-  layer (:class:`marc.compression.vlm.Answerer`), down to ``MARC_COMPRESSION_BUDGET`` groups.
+  layer (:class:`marc.compression.vlm.Answerer`), down to the compression config's ``budget``
+  groups (``MARC_COMPRESSION_BUDGET``).
 - **answer** generates with the configured backend (transformers or vLLM).
 - **cite** attaches the evidence (file, camera, seconds, score, and whether the file is missing)
   to the answer message.
@@ -34,8 +35,8 @@ from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 from langgraph.graph import END, START, StateGraph
 
 from marc.agent.state import Citation, MarcInput, MarcState
+from marc.memory.core.config import AgentConfig, as_config
 from marc.memory.core.events import EventRef, Filters
-from marc.memory.core.settings import Settings
 
 __all__ = ["NOTHING_FOUND", "Resources", "build_graph", "events", "graph_input", "rewrite"]
 
@@ -53,11 +54,11 @@ _LEANS_ON_PREVIOUS = re.compile(
 
 
 class Resources:
-    """What the nodes of one compiled graph share: settings, the retriever, the answer models
-    (each opened on first use) and the current turns' compressed prompts."""
+    """What the nodes of one compiled graph share: the agent's config, the retriever, the answer
+    models (each opened on first use) and the current turns' compressed prompts."""
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings()
+    def __init__(self, config: AgentConfig | Any = None) -> None:
+        self.config = as_config(config, AgentConfig)
         self.prepared: dict[str, Any] = {}
         #: per turn, the frames the answer model read (:class:`~marc.compression.vlm.Sampled`), for
         #: ``marc ask --evidence``; taken by :meth:`~marc.agent.conversation.Conversation.ask`
@@ -67,13 +68,13 @@ class Resources:
     def retriever(self):
         from marc.memory.retrieval import Retriever
 
-        return Retriever(self.settings)
+        return Retriever(self.config.memory)
 
     @cached_property
     def answerer(self):
         from marc.compression.vlm import Answerer
 
-        return Answerer(self.settings)
+        return Answerer(self.config.answer_model, self.config.compression)
 
     def close(self) -> None:
         if "retriever" in self.__dict__:
@@ -137,7 +138,7 @@ def retrieve(state: MarcState, *, res: Resources) -> dict[str, Any]:
     hits = res.retriever.search(
         state["query"], k=state.get("k") or 3, filters=Filters.from_json(state["filters"])
     )
-    floor = res.settings.min_score
+    floor = res.config.min_score
     if floor is not None:
         hits = [h for h in hits if h.score >= floor]
     return {"hits": [h.to_json() for h in hits]}
@@ -205,10 +206,8 @@ def events(items: list[dict[str, Any]]) -> list[EventRef]:
 
 
 def _prepare(state: MarcState, res: Resources):
-    return res.answerer.prepare(
-        state["query"], events(state["hits"]), budget=res.settings.compression_budget,
-        text_only=True,
-    )  # fmt: skip
+    # to the compression config's budget
+    return res.answerer.prepare(state["query"], events(state["hits"]), text_only=True)
 
 
 def compress(state: MarcState, *, res: Resources) -> dict[str, Any]:
@@ -267,12 +266,13 @@ class _State(MarcState, total=False):
 
 
 def build_graph(
-    settings: Settings | None = None, checkpointer=None, *, resources: Resources | None = None
+    config: AgentConfig | Any = None, checkpointer=None, *, resources: Resources | None = None
 ):
     """The compiled MARC graph.
 
     Args:
-        settings: runtime settings (default: from the environment).
+        config: the agent's config (or a ``Settings``: its ``agent``); default: the config's
+            defaults (never the environment).
         checkpointer: a LangGraph checkpointer for persistent threads (see
             :func:`marc.agent.threads.open_checkpointer`); ``None`` keeps no history (one-shot
             questions, or a subgraph that inherits its parent's checkpointer).
@@ -283,7 +283,7 @@ def build_graph(
     the JSON schemas LangGraph Server publishes for it); a host graph whose state has
     ``messages`` can add the compiled graph as a node directly.
     """
-    res = resources or Resources(settings)
+    res = resources or Resources(config)
     builder = StateGraph(_State, input_schema=MarcInput, output_schema=MarcState)
     builder.add_node("rewrite", rewrite)
     builder.add_node("retrieve", partial(retrieve, res=res))

@@ -33,8 +33,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, ContentBlock, ImageContent, TextContent
 from pydantic import Field
 
+from marc.memory.core.config import AgentConfig, as_config
 from marc.memory.core.errors import MarcError, one_line
-from marc.memory.core.settings import Settings
 
 __all__ = ["Backend", "build_server", "serve"]
 
@@ -69,23 +69,23 @@ class Backend:
     Not thread-safe: :func:`build_server` calls it from one worker thread only.
     """
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, config: AgentConfig | Any) -> None:
+        self.config = as_config(config, AgentConfig)
 
     @cached_property
     def archive(self):
         from marc.memory.archive import Archive
 
-        return Archive(self.settings)
+        return Archive(self.config.memory)
 
     @cached_property
     def conversation(self):
         from marc.agent.conversation import Conversation
         from marc.agent.graph import Resources
 
-        resources = Resources(self.settings)
+        resources = Resources(self.config)
         resources.retriever = self.archive.retriever  # one encoder, one store handle
-        return Conversation(self.settings, resources=resources)
+        return Conversation(self.config, resources=resources)
 
     def ask(
         self,
@@ -141,12 +141,14 @@ class Backend:
             self.archive.close()
 
 
-def build_server(settings: Settings | None = None) -> MCPServer:
+def build_server(config: AgentConfig | Any = None) -> MCPServer:
     """The MCP server with MARC's tools; run it with ``.run("stdio")`` (see :func:`serve`).
+
+    ``config``: the agent's config, or a ``Settings`` (``marc mcp`` passes the environment's).
 
     The returned server has a ``marc_close()`` that closes whatever the tools opened.
     """
-    backend = Backend(settings or Settings())
+    backend = Backend(config)
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="marc-mcp")
     server = MCPServer("marc", instructions=INSTRUCTIONS, log_level="WARNING")
 
@@ -237,19 +239,10 @@ def build_server(settings: Settings | None = None) -> MCPServer:
     return server
 
 
-def serve(settings: Settings | None = None) -> None:
+def serve(config: AgentConfig | Any = None) -> None:
     """Serve MARC over stdio until the client closes the connection (``marc mcp``)."""
-    server = build_server(settings)
+    server = build_server(config)
     try:
         server.run("stdio")
     finally:
         server.marc_close()  # type: ignore[attr-defined]
-
-
-def main() -> None:
-    """``python -m marc.agent.mcp_server``: :func:`serve` with settings from the environment."""
-    serve()
-
-
-if __name__ == "__main__":
-    main()

@@ -1,8 +1,9 @@
 """Persistent conversation threads: LangGraph's own checkpointers, SQLite or PostgreSQL.
 
-``MARC_THREADS_URL`` picks the store: empty = the catalog's PostgreSQL database when
-``MARC_DATABASE_URL`` is one, else a SQLite file ``MARC_HOME/threads.db``; or an explicit
-``postgresql://...`` / ``sqlite:///path`` URL. A thread is a LangGraph ``thread_id``; every turn is
+A :class:`~marc.memory.core.config.ThreadsConfig` (``settings.threads``) names the store:
+``MARC_THREADS_URL``, empty = the catalog's PostgreSQL database when ``MARC_DATABASE_URL`` is one,
+else a SQLite file ``MARC_HOME/threads.db``; or an explicit ``postgresql://...`` /
+``sqlite:///path`` URL. A thread is a LangGraph ``thread_id``; every turn is
 checkpointed after each node, so an interrupted answer leaves the thread at its last complete step
 and the next question continues from there (the checkpointers' guarantees).
 """
@@ -14,9 +15,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from marc.memory.core.errors import ConfigError, StoreError, one_line
-from marc.memory.core.settings import Settings
+from marc.memory.core.config import ThreadsConfig, as_config
+from marc.memory.core.errors import StoreError, one_line
 
 __all__ = ["THREADS_SETUP_LOCK", "list_threads", "open_checkpointer", "threads_url"]
 
@@ -27,33 +29,21 @@ ASCII). It differs from the catalog's :data:`marc.memory.catalog.MIGRATION_LOCK`
 may live in one database, and a catalog upgrade must not wait for a thread-store setup."""
 
 
-def threads_url(settings: Settings) -> str:
-    """Where threads are kept, as a URL (``sqlite:///...`` or ``postgresql://...``)."""
-    url = settings.threads_url.strip()
-    if not url:
-        db = settings.database_url
-        if db.startswith(("postgresql", "postgres")):
-            url = db
-        else:
-            return f"sqlite:///{settings.home / 'threads.db'}"
-    for prefix in ("postgresql+psycopg://", "postgresql+psycopg2://", "postgres://"):
-        if url.startswith(prefix):
-            url = "postgresql://" + url[len(prefix) :]
-    if not url.startswith(("postgresql://", "sqlite:///")):
-        raise ConfigError(
-            f"MARC_THREADS_URL={url}: use postgresql://user@host/db or sqlite:///path/threads.db"
-        )
-    return url
+def threads_url(config: ThreadsConfig | Any) -> str:
+    """Where threads are kept, as a URL (``sqlite:///...`` or ``postgresql://...``); ``config``
+    may also be a ``Settings`` (its ``threads``)."""
+    return as_config(config, ThreadsConfig).url
 
 
 @contextmanager
-def open_checkpointer(settings: Settings) -> Iterator:
-    """A ready (set-up) LangGraph checkpointer for ``settings``' thread store.
+def open_checkpointer(config: ThreadsConfig | Any) -> Iterator:
+    """A ready (set-up) LangGraph checkpointer for ``config``'s thread store (a
+    :class:`ThreadsConfig`, or a ``Settings``: its ``threads``).
 
     Raises:
         StoreError: the database cannot be opened or reached (one line, naming it).
     """
-    url = threads_url(settings)
+    url = threads_url(config)
     if url.startswith("sqlite:///"):
         from langgraph.checkpoint.sqlite import SqliteSaver
 

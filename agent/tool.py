@@ -7,7 +7,7 @@
   add: its input is a ``messages`` list (the last human message is the question) and it appends
   its answer to ``messages``, so a host whose state has ``messages`` adds it directly::
 
-      host.add_node("archive", build_graph(settings))
+      host.add_node("archive", build_graph(config))
 
 Each tool call is a one-off conversation (no thread): the host keeps its own history.
 """
@@ -21,7 +21,7 @@ from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import BaseModel, Field
 
 from marc.agent.graph import build_graph, graph_input
-from marc.memory.core.settings import Settings
+from marc.memory.core.config import AgentConfig
 
 __all__ = ["AskArgs", "as_tool", "format_answer"]
 
@@ -59,16 +59,17 @@ def format_answer(state: dict[str, Any]) -> str:
 
 
 def as_tool(
-    settings: Settings | None = None, *, graph=None, name: str = "video_archive"
+    config: AgentConfig | Any = None, *, graph=None, name: str = "video_archive"
 ) -> BaseTool:
     """A LangChain tool that answers questions from the archive with citations.
 
     Args:
-        settings: runtime settings (default: from the environment).
+        config: the agent's config (or a ``Settings``: its ``agent``); default: the config's
+            defaults (never the environment). Unused when ``graph`` is given.
         graph: a compiled MARC graph to use (default: :func:`build_graph` without checkpointer).
         name: the tool's name.
     """
-    g = graph if graph is not None else build_graph(settings)
+    g = graph if graph is not None else build_graph(config)
 
     def ask_archive(
         question: str, camera: str | None = None, since: str | None = None, until: str | None = None

@@ -158,7 +158,7 @@ def _config(plan: dict, **kw):
         progress=False,
         **plan["grpo"],
     )
-    return TrainConfig(**{**base, **kw})
+    return TrainConfig.from_dict({**base, **kw})  # flat keys: teacher_frames, budget, model
 
 
 def _eval(model: Path, data: Path, modes: list[str], plan: dict) -> dict[str, float]:

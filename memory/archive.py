@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from marc.memory.catalog import Catalog
+from marc.memory.core.config import MemoryConfig, as_config
 from marc.memory.core.events import EventRef
-from marc.memory.core.settings import Settings
 from marc.memory.ingest import Ingestor, IngestReport, Progress, no_progress, segment_video
 from marc.memory.reindex import Reindexer, ReindexReport
 from marc.memory.retrieval import ImageQuery, Retriever
@@ -19,40 +19,43 @@ from marc.memory.stores import VectorStore, open_store
 
 
 class Archive:
-    """One archive: a catalog plus a vector store, configured by :class:`Settings`.
+    """One archive: a catalog plus a vector store, configured by a :class:`MemoryConfig`.
+
+    ``config`` may also be a ``Settings`` (its ``memory`` is taken); ``None``: the config's
+    defaults (never the environment).
 
     >>> archive = Archive(Settings(home="/tmp/marc-doc-archive", models="tiny"))  # doctest: +SKIP
     >>> archive.ingest([Path("footage")]).to_json()  # doctest: +SKIP
     {'ingested': 3, 'skipped': 0, 'failed': [], 'events_added': 41}
     """
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings()
+    def __init__(self, config: MemoryConfig | Any = None) -> None:
+        self.config = as_config(config, MemoryConfig)
 
     @cached_property
     def catalog(self) -> Catalog:
-        return Catalog(self.settings.catalog_url)
+        return Catalog(self.config.store.catalog_url)
 
     @cached_property
     def store(self) -> VectorStore:
-        return open_store(self.settings)
+        return open_store(self.config.store)
 
     def ingest(
         self, paths: Sequence[Path], *, camera: str | None = None, progress: Progress = no_progress
     ) -> IngestReport:
-        return Ingestor(self.settings, catalog=self.catalog, store=self.store).ingest(
+        return Ingestor(self.config, catalog=self.catalog, store=self.store).ingest(
             paths, camera=camera, progress=progress
         )
 
     def reindex(self, *, progress: Progress = no_progress) -> ReindexReport:
         """Re-embed every stored event with the current encoder (``marc reindex``)."""
-        return Reindexer(self.settings, catalog=self.catalog, store=self.store).reindex(
+        return Reindexer(self.config, catalog=self.catalog, store=self.store).reindex(
             progress=progress
         )
 
     @cached_property
     def retriever(self) -> Retriever:
-        return Retriever(self.settings, catalog=self.catalog, store=self.store)
+        return Retriever(self.config, catalog=self.catalog, store=self.store)
 
     def search(self, query: str | ImageQuery, k: int = 3, **filters: Any) -> list[EventRef]:
         """The ``k`` events closest to a text or an example picture; ``filters`` are
@@ -68,7 +71,7 @@ class Archive:
         it; ``windows``/``evaluated`` count TransNetV2's windows and those the gate let run.
         """
         start = time.perf_counter()
-        decoded, seg = segment_video(path, self.settings)
+        decoded, seg = segment_video(path, self.config.segmentation)
         seconds = time.perf_counter() - start
         decoded.close()
         return {
@@ -157,9 +160,9 @@ class Archive:
             "failed": counts["failed"],
             "consistent": vectors == counts["events"],
             "collections": collections,
-            "home": str(self.settings.home),
+            "home": str(self.config.store.home),
             "catalog": self.catalog.display_url,
-            "vector_store": self.settings.qdrant_url or str(self.settings.vectors_path),
+            "vector_store": self.config.store.qdrant_url or str(self.config.store.vectors_path),
         }
 
     def close(self) -> None:

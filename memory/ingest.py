@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 
 from marc.memory.catalog import Event
+from marc.memory.core.config import SegmentationConfig, as_config
 from marc.memory.core.errors import MediaError
-from marc.memory.core.settings import Settings
 from marc.memory.core.timeline import Span
 from marc.memory.discover import camera_for, discover, recorded_at
 from marc.memory.encoders import Encoder, event_vector
@@ -81,24 +81,26 @@ class IngestReport:
         }
 
 
-def segment_stream(fps: float, settings: Settings) -> SegmentStream:
-    """A :class:`SegmentStream` for a video at ``fps`` with the segmentation ``settings``."""
-    gate = ChangeGate(settings.gate_threshold) if settings.gate_threshold > 0 else None
+def segment_stream(fps: float, config: SegmentationConfig | Any) -> SegmentStream:
+    """A :class:`SegmentStream` for a video at ``fps`` with the segmentation ``config`` (or a
+    ``Settings``' ``segmentation``)."""
+    config = as_config(config, SegmentationConfig)
+    gate = ChangeGate(config.gate_threshold) if config.gate_threshold > 0 else None
     return SegmentStream(
         fps,
-        cut_threshold=settings.cut_threshold,
-        max_event_s=settings.max_event_s,
-        min_event_s=settings.min_event_s,
-        device=settings.device,
-        runtime=settings.segment_runtime,
+        cut_threshold=config.cut_threshold,
+        max_event_s=config.max_event_s,
+        min_event_s=config.min_event_s,
+        device=config.device,
+        runtime=config.runtime,
         gate=gate,
     )
 
 
-def segment_video(path: Path, settings: Settings) -> tuple[Decoded, Segmentation]:
+def segment_video(path: Path, config: SegmentationConfig | Any) -> tuple[Decoded, Segmentation]:
     """Decode ``path`` once and cut it into events as it decodes, storing nothing."""
     info = probe(path)
-    stream = segment_stream(info.fps, settings)
+    stream = segment_stream(info.fps, config)
     decoded = decode(path, image_size=32, sample_fps=0.5, info=info, on_small=stream.feed)
     return decoded, stream.finish()
 
@@ -264,7 +266,7 @@ class Ingestor(ArchiveParts):
     ) -> _Claimed | None:
         """Stat, hash and claim one file; ``None`` when it is already stored (or busy)."""
         spath = str(path.absolute())
-        key = self.settings.segmentation_key()
+        key = self.config.segmentation.key()
         try:
             st = path.stat()
         except OSError as e:
@@ -292,7 +294,7 @@ class Ingestor(ArchiveParts):
         """Probe, decode and segment a claimed file (the worker thread: reads the file only)."""
         info = probe(c.path)
         # the small frames go straight from ffmpeg into segmentation, as they are decoded
-        stream = segment_stream(info.fps, self.settings)
+        stream = segment_stream(info.fps, self.config.segmentation)
 
         def feed(frames: np.ndarray) -> None:
             if c.cancel.is_set():
@@ -366,7 +368,7 @@ class Ingestor(ArchiveParts):
     def _embed(self, decoded: Decoded, seg: Segmentation) -> list[np.ndarray]:
         """One vector per event: normalised mean of N frames sampled evenly inside it."""
         spans = [ev.span for ev in seg.events]
-        return embed_spans(self.encoder, decoded, spans, self.settings.frames_per_event)
+        return embed_spans(self.encoder, decoded, spans, self.config.encoder.frames_per_event)
 
     def _drop_if_orphaned(self, vid: str) -> None:
         """A changed file replaced video ``vid`` at its path: forget ``vid`` if no path is left.

@@ -155,7 +155,9 @@ class Reindexer(ArchiveParts):
         with self.decode_for_encoder(path, probe(path)) as decoded:
             progress("stage", path=path, stage="embed")
             spans = [Span(e.start_s, e.end_s, decoded.fps) for e in job.events]
-            vectors = embed_spans(self.encoder, decoded, spans, self.settings.frames_per_event)
+            vectors = embed_spans(
+                self.encoder, decoded, spans, self.config.encoder.frames_per_event
+            )
         progress("stage", path=path, stage="store")
         self.store.delete_video(coll, job.id)  # a half move of an interrupted run, if any
         self.store.upsert(

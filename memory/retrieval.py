@@ -41,7 +41,7 @@ _RACE_RETRIES = 5
 class Retriever(ArchiveParts):
     """Searches one archive's event memory. Cheap to create; the encoder loads on first search.
 
-    ``Retriever(settings, catalog=..., store=..., encoder=...)`` as :class:`ArchiveParts`: parts
+    ``Retriever(config, catalog=..., store=..., encoder=...)`` as :class:`ArchiveParts`: parts
     passed in are shared (e.g. an :class:`Archive`'s), the others are opened here.
     """
 
@@ -121,7 +121,7 @@ class Retriever(ArchiveParts):
                 f"{self.encoder.name}; run `marc reindex` to search with it"
             )
         raise StoreError(
-            f"{self.settings.home}: no events stored yet; run `marc ingest` on some videos first"
+            f"{self.config.home}: no events stored yet; run `marc ingest` on some videos first"
         )
 
     def _resolve(self, points: list[ScoredPoint]) -> tuple[list[EventRef], set[str]]:

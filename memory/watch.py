@@ -154,7 +154,7 @@ class IngestService:
         self.camera, self.settle_s, self.poll_s = camera, settle_s, poll_s
         self._user_progress = progress
         self._on_batch = on_batch
-        home = archive.settings.home.absolute()  # MARC's own files, unless a root lies inside it
+        home = archive.config.home.absolute()  # MARC's own files, unless a root lies inside it
         self._skip = None if any(r.is_relative_to(home) for r in self.roots) else home
         self._lock = threading.Condition()
         self._pending: dict[Path, tuple[Stamp, float]] = {}  # guarded by _lock

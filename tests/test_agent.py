@@ -691,8 +691,9 @@ def test_langgraph_json_points_at_a_compiled_graph(tmp_path, monkeypatch):
         graph.get_graph().nodes
     )
     resources = graph.marc_resources
-    assert resources.settings.home == (tmp_path / "home").resolve()  # from the environment
-    assert resources.settings.models == "tiny"
+    assert resources.config.memory.home == (tmp_path / "home").resolve()  # from the environment
+    assert resources.config.memory.encoder.model == "tiny"
+    assert resources.config.answer_model.model == "tiny"
     assert "retriever" not in vars(resources) and "answerer" not in vars(resources)
     assert not (tmp_path / "home").exists()  # nothing opened at import
 

@@ -188,3 +188,47 @@ def test_sql_is_written_only_inside_the_catalog():
                 )
                 bad += [f"{module}: {n}" for n in names if n.split(".")[0] == "sqlalchemy"]
     assert bad == ["marc.agent.threads: sqlalchemy.engine"], bad
+
+
+# ---------------------------------------------------------------- the environment is read once
+#: Where ``Settings(...)`` (which reads ``MARC_*`` and ``.env``) may be constructed: the
+#: application boundary. Libraries take component configs (marc.memory.core.config).
+SETTINGS_READERS = ("marc.agent._cli", "marc.agent.langgraph_app", "marc.memory.core.settings")
+
+
+def _settings_calls(path: Path) -> list[int]:
+    """Lines of ``path`` that call ``Settings(...)`` (by name or as an attribute)."""
+    tree = ast.parse(path.read_text(), str(path))
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and (
+            (isinstance(node.func, ast.Name) and node.func.id == "Settings")
+            or (isinstance(node.func, ast.Attribute) and node.func.attr == "Settings")
+        )
+    ]
+
+
+def test_the_settings_finder_sees_every_call(tmp_path):
+    src = tmp_path / "m.py"
+    src.write_text(
+        "from marc.memory.core import settings\n"
+        "def f(s=None):\n    return s or Settings()\n"
+        "x = settings.Settings(home='/tmp')\n"
+        "y = Settings.model_fields\n"  # not a call: no environment read
+    )
+    assert sorted(_settings_calls(src)) == [3, 4]
+
+
+def test_only_the_application_boundary_reads_the_environment():
+    """No library module constructs ``Settings`` (constructing it reads ``MARC_*`` and
+    ``.env``): the CLI, the LangGraph app module and user code read it once and hand the
+    libraries its component configs."""
+    bad = []
+    for package in PACKAGES:
+        for module, path in _sources(package).items():
+            allowed = any(module == r or module.startswith(r + ".") for r in SETTINGS_READERS)
+            if not allowed:
+                bad += [f"{module}:{line} calls Settings(...)" for line in _settings_calls(path)]
+    assert not bad, "\n".join(bad)

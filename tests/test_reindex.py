@@ -90,7 +90,7 @@ def _points(home: Path, collection: str) -> dict[str, tuple[np.ndarray, dict]]:
 
 
 def _reindexer(archive: Archive) -> Reindexer:
-    return Reindexer(archive.settings, catalog=archive.catalog, store=archive.store)
+    return Reindexer(archive.config, catalog=archive.catalog, store=archive.store)
 
 
 @pytest.mark.slow

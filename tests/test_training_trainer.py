@@ -8,12 +8,14 @@ loader and the CLI give one-line errors.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
 from typer.testing import CliRunner
 
+from marc.memory.core.config import AnswerModelConfig, CompressionConfig
 from marc.training.config import TrainConfig, load_config
 from marc.training.data import load_dataset
 from marc.training.grpo import GRPOTrainer, grpo_loss
@@ -56,7 +58,7 @@ def _config(tiny_model: Path, task: Path, out: Path, **kw) -> TrainConfig:
         save_steps=100,
         progress=False,
     )
-    return TrainConfig(**{**base, **kw})
+    return TrainConfig.from_dict({**base, **kw})  # the flat keys of earlier configs still work
 
 
 class ShortIsBetter:
@@ -241,8 +243,9 @@ def test_config_defaults_are_the_papers():
         0.2,
         0.04,
     )
-    assert (c.tau, c.alpha, c.learning_rate, c.teacher_frames, c.budget) == (0.6, 1.0, 1e-6, 64, 1)
-    assert c.frame_pixels == 128 * 28 * 28 and c.subset_size == 5000
+    assert (c.tau, c.alpha, c.learning_rate) == (0.6, 1.0, 1e-6)
+    assert (c.answer_model.frames, c.compression.budget) == (64, 1)
+    assert c.answer_model.frame_pixels == 128 * 28 * 28 and c.subset_size == 5000
     with pytest.raises(ValueError, match="set num_generations"):
         TrainConfig(data="d.json", output_dir="o", num_generations=1)
     with pytest.raises(ValueError, match="set data"):
@@ -254,8 +257,84 @@ def test_paper_configs_load():
     grpo = load_config(root / "c_grpo.yaml")
     sft = load_config(root / "sft.yaml")
     assert grpo.method == "grpo" and sft.method == "sft"
-    assert grpo.learning_rate == 1e-6 and grpo.model == "Qwen/Qwen2.5-VL-3B-Instruct"
+    assert grpo.learning_rate == 1e-6 and grpo.answer_model.model == "Qwen/Qwen2.5-VL-3B-Instruct"
+    for c in (grpo, sft):  # the paper's inputs, in MARC's own answer and compression configs
+        assert (c.answer_model.frames, c.answer_model.frame_pixels) == (64, 128 * 28 * 28)
+        assert (c.answer_model.device, c.answer_model.dtype) == ("cuda", "auto")
+        assert (c.compression.budget, c.compression.window, c.compression.ratio) == (1, 4, 0.5)
     assert load_config(root / "c_grpo.yaml", output_dir="x").output_dir == "x"
+
+
+def test_config_sections_and_the_flat_keys_of_earlier_configs(tmp_path):
+    """answer_model:/compression: are MARC's own configs; the earlier flat keys still load."""
+    nested = tmp_path / "nested.yaml"
+    nested.write_text(
+        "data: d.json\noutput_dir: o\n"
+        "answer_model: {model: tiny, frames: 8, frame_pixels: 6272, device: cpu, dtype: float32}\n"
+        "compression: {budget: 2, window: 3, ratio: 0.25}\n"
+    )
+    flat = tmp_path / "flat.yaml"
+    flat.write_text(
+        "data: d.json\noutput_dir: o\nmodel: tiny\nteacher_frames: 8\nframe_pixels: 6272\n"
+        "device: cpu\ndtype: float32\nbudget: 2\ncompression_window: 3\n"
+        "compression_ratio: 0.25\n"
+    )
+    a, b = load_config(nested), load_config(flat)
+    assert a == b
+    assert a.answer_model == AnswerModelConfig(
+        model="tiny", frames=8, frame_pixels=6272, device="cpu", dtype="float32"
+    )
+    assert a.compression == CompressionConfig(budget=2, window=3, ratio=0.25)
+    assert a.teacher_model == "tiny"
+    assert TrainConfig.from_dict(json.loads(json.dumps(a.to_dict()))) == a  # JSON round trip
+    both = tmp_path / "both.yaml"
+    both.write_text("data: d.json\noutput_dir: o\nbudget: 1\ncompression: {budget: 2}\n")
+    with pytest.raises(ValueError, match=r"both\.yaml: budget and compression\.budget both"):
+        load_config(both)
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("data: d.json\noutput_dir: o\ncompression: {budgte: 2}\n")
+    with pytest.raises(ValueError, match=r"unknown key compression\.budgte"):
+        load_config(typo)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: d.json\noutput_dir: o\nanswer_model: {frames: 1}\n")
+    with pytest.raises(ValueError, match=r"bad\.yaml: AnswerModelConfig\.frames must be >= 2"):
+        load_config(bad)
+    vllm = tmp_path / "vllm.yaml"
+    vllm.write_text("data: d.json\noutput_dir: o\nanswer_model: {backend: vllm}\n")
+    with pytest.raises(ValueError, match="backend: transformers"):
+        load_config(vllm)
+
+
+def test_a_yaml_run_reads_no_environment(tiny_model, task, tmp_path, monkeypatch):
+    """MARC_* variables and a .env file do not reach a YAML-configured run: the YAML's frames,
+    device and dtype are used (a device 'banana' would fail to load the model)."""
+    from marc.training.run import train
+
+    for var, value in {
+        "MARC_VLM_FRAMES": "4",
+        "MARC_DEVICE": "banana",
+        "MARC_COMPRESSION_BUDGET": "3",
+        "MARC_HOME": str(tmp_path / "env-home"),
+    }.items():
+        monkeypatch.setenv(var, value)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("MARC_VLM_DTYPE=float16\nMARC_VLM_FRAME_PIXELS=3136\n")
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(
+        f"method: sft\ndata: {task}\noutput_dir: {tmp_path / 'run'}\nstudent_input: full\n"
+        f"answer_model: {{model: {tiny_model}, frames: 8, device: cpu}}\n"
+        "reasoning: false\nprogress: false\nbatch: 2\nmax_steps: 1\n"
+    )
+    assert train("sft", cfg) == tmp_path / "run" / "final"
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["answer_model"]["frames"] == 8 and saved["answer_model"]["device"] == "cpu"
+    assert saved["answer_model"]["dtype"] == "auto" and saved["compression"]["budget"] == 1
+    trainer = SFTTrainer(load_config(cfg))
+    assert trainer.inputs.config == load_config(cfg).answer_model
+    assert trainer.model.dtype == torch.float32 and trainer.model.device.type == "cpu"
+    prompt = trainer.prompt(trainer.samples[0])  # all 8 frames uncompressed: 4 groups of 2
+    assert prompt["video_grid_thw"][0, 0].item() == 4
+    assert not (tmp_path / "env-home").exists()
 
 
 def test_load_config_errors_are_one_line(tmp_path):

@@ -272,7 +272,7 @@ def test_answer_compresses_to_one_frame(answerer, hits):
     assert starts == sorted(starts)  # time order
     # provenance: every sampled group of every event exactly once, in order, in one group
     n_groups = [len(t) for t in a.group_times]
-    assert sum(n_groups) == answerer.settings.vlm_frames // 2
+    assert sum(n_groups) == answerer.config.frames // 2
     assert a.groups == [[(e, g) for e in range(len(n_groups)) for g in range(n_groups[e])]]
     for e, times in zip(a.events, a.group_times, strict=True):
         assert all(e.start_s <= t <= e.end_s for t in times)
@@ -285,8 +285,8 @@ def test_compressed_rows_are_the_compression_layers_output(answerer, hits):
     """The picture the model gets is exactly compress() of the events' tower tokens."""
     sampled = answerer.sample(hits)
     tokens = [answerer.vision.encode(f) for f in sampled.frames]
-    s = answerer.settings
-    out = compress(tokens, budget=2, window=s.compression_window, ratio=s.compression_ratio)
+    c = answerer.compression
+    out = compress(tokens, budget=2, window=c.window, ratio=c.ratio)
     grid = answerer.vision.grid(*sampled.frames[0].shape[1:3])
     prompt = answerer.prompt("q", sampled.events, out.tokens, grid)
     assert torch.equal(prompt.visuals[0].embeds, out.tokens.reshape(-1, out.tokens.shape[-1]))
@@ -298,7 +298,7 @@ def test_compressed_rows_are_the_compression_layers_output(answerer, hits):
 def test_uncompressed_and_identity_budgets(answerer, hits):
     full = answerer.answer("q", hits, budget=None)
     one = answerer.answer("q", hits, budget=1)
-    groups = answerer.settings.vlm_frames // 2
+    groups = answerer.config.frames // 2
     assert full.visual_tokens == full.budget_tokens == groups * one.visual_tokens
     assert full.prompt_tokens - one.prompt_tokens >= full.visual_tokens - one.visual_tokens - 64
     same = answerer.answer("q", hits, budget=groups)  # budget >= groups: nothing merged
@@ -314,7 +314,7 @@ def test_the_largest_video_sets_the_frame_size(answerer, archive):
         videos = sorted({e["video"] for e in a.events()}, key=lambda v: "hall" in v)
         street, hall = (a.search("q", k=1, videos=[v])[0] for v in videos)
     assert "street" in street.video and "hall" in hall.video
-    early = SimpleNamespace(**{**vars(street), "start_at": hall.start_at - timedelta(hours=1)})
+    early = street.replace(start_at=hall.start_at - timedelta(hours=1))
     ans = answerer.answer("q", [hall, early])
     assert [e.id for e in ans.events] == [street.id, hall.id]  # time order
     assert ans.frame_size == answerer.vision.frame_size(768, 576)
@@ -323,10 +323,10 @@ def test_the_largest_video_sets_the_frame_size(answerer, archive):
 
 @pytest.mark.slow
 def test_missing_files_are_reported_and_skipped(answerer, hits, tmp_path):
-    moved = SimpleNamespace(**{**vars(hits[0]), "video": str(tmp_path / "moved.mp4")})
+    moved = hits[0].replace(video=str(tmp_path / "moved.mp4"))
     a = answerer.answer("q", [moved, *hits[1:]])
     assert len(a.events) == 2 and len(a.missing) == 1 and "moved.mp4" in a.missing[0]
-    assert sum(len(t) for t in a.group_times) == answerer.settings.vlm_frames // 2
+    assert sum(len(t) for t in a.group_times) == answerer.config.frames // 2
     with pytest.raises(MediaError, match="moved.mp4: none of the 1 retrieved events") as e:
         answerer.answer("q", [moved])
     assert "\n" not in str(e.value)
@@ -342,7 +342,9 @@ def test_module_answer_is_repeatable_and_keeps_no_models(archive, hits):
     from marc.compression.vlm import answerer as module
 
     # no module-level cache that nothing closes: each call loads and releases its models
-    assert not any(isinstance(v, dict) and v for k, v in vars(module).items() if k.startswith("_"))
+    names = [k for k, v in vars(module).items() if isinstance(v, dict) and v]
+    caches = [k for k in names if k != "__builtins__"]
+    assert caches == []
 
 
 @pytest.mark.slow
@@ -354,7 +356,7 @@ def test_prepare_then_generate_is_answer_and_text_only_when_nothing_can_be_read(
     assert prepared.visual_tokens == whole.visual_tokens and prepared.groups == whole.groups
     assert answerer.generate(prepared).text == whole.text
     # the agent's fallback: every file gone, the catalog's times are all there is
-    gone = [SimpleNamespace(**{**vars(h), "video": str(tmp_path / f"gone{i}.mp4")})
+    gone = [h.replace(video=str(tmp_path / f"gone{i}.mp4"))
             for i, h in enumerate(hits)]  # fmt: skip
     with pytest.raises(MediaError):
         answerer.prepare("q", gone)

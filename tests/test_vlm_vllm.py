@@ -334,13 +334,11 @@ def test_uncompressed_input_refused_before_sending(make) -> None:
 def test_answer_through_vllm_sends_the_compressed_picture(tmp_path, vtest_avi) -> None:
     """Settings pick the vLLM backend; the tiny model's vision tower, loaded alone, encodes real
     frames; the server receives one [1, h, w] picture of one group's rows (hidden 64)."""
-    from types import SimpleNamespace
-
     from marc.compression.vlm import Answerer
 
     hits = [
-        SimpleNamespace(id="a", video=str(vtest_avi), camera="hall", start_s=2.0, end_s=9.0),
-        SimpleNamespace(id="b", video=str(vtest_avi), camera="hall", start_s=30.0, end_s=40.0),
+        EventRef("a", str(vtest_avi), "hall", Span(2.0, 9.0)),
+        EventRef("b", str(vtest_avi), "hall", Span(30.0, 40.0)),
     ]
     with fake_vllm() as (url, fake):
         settings = Settings(

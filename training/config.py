@@ -6,9 +6,15 @@ recipe it builds on (Video-R1's GRPO) gives one: ``G = 8`` rollouts at temperatu
 threshold ``tau = 0.6`` and weight ``alpha = 1.0``, learning rate 1e-6, a 64-frame teacher and a
 one-frame student budget, a 5,000-sample training subset.
 
+The answer model and the compression are configured by the same
+:class:`~marc.memory.core.config.AnswerModelConfig` and
+:class:`~marc.memory.core.config.CompressionConfig` MARC answers with, embedded as the YAML
+sections ``answer_model:`` and ``compression:``. A run reads only its YAML (and the CLI's
+overrides): never ``MARC_*`` variables or a ``.env`` file.
+
 >>> cfg = TrainConfig(method="grpo", data="train.json", output_dir="runs/x")
->>> cfg.num_generations, cfg.beta, cfg.tau, cfg.budget
-(8, 0.04, 0.6, 1)
+>>> cfg.num_generations, cfg.beta, cfg.tau, cfg.compression.budget, cfg.answer_model.frames
+(8, 0.04, 0.6, 1, 64)
 >>> TrainConfig(method="grpo", data="t.json", output_dir="o", num_generations=1)
 Traceback (most recent call last):
 ...
@@ -22,9 +28,24 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from marc.memory.core.config import AnswerModelConfig, CompressionConfig
+
 __all__ = ["TrainConfig", "load_config"]
 
 Method = Literal["grpo", "sft"]
+#: The sections that are component configs, and their types.
+_SECTIONS: dict[str, type] = {"answer_model": AnswerModelConfig, "compression": CompressionConfig}
+#: Flat keys of earlier configs, still read: ``{old key: (section, field)}``.
+LEGACY_KEYS = {
+    "model": ("answer_model", "model"),
+    "teacher_frames": ("answer_model", "frames"),
+    "frame_pixels": ("answer_model", "frame_pixels"),
+    "device": ("answer_model", "device"),
+    "dtype": ("answer_model", "dtype"),
+    "budget": ("compression", "budget"),
+    "compression_window": ("compression", "window"),
+    "compression_ratio": ("compression", "ratio"),
+}
 
 
 @dataclass
@@ -34,13 +55,19 @@ class TrainConfig:
     Model and data:
         method: ``"grpo"`` (C-GRPO, the paper's method) or ``"sft"`` (the cross-entropy baseline
             on the same data and budget).
-        model: the student's starting checkpoint: a local folder, a hub id
+        answer_model: the student, an :class:`AnswerModelConfig` (YAML section
+            ``answer_model:``). ``model``: its starting checkpoint, a local folder, a hub id
             (``Qwen/Qwen2.5-VL-3B-Instruct``, the paper's student) or ``"tiny"`` (the generated
-            random-weight model). The frozen reference model of the KL term is loaded from the
-            same place.
-        teacher: the teacher's checkpoint (sees ``teacher_frames`` uncompressed frames); ``None``:
-            the same as ``model`` (the paper's Qwen2.5-VL teacher of the same size). When it is
-            the same, the frozen reference model doubles as the teacher.
+            random-weight model, in ``cache_dir``); the frozen reference model of the KL term is
+            loaded from the same place. ``frames``: frames sampled across each video for the
+            teacher and, before compression, for the student (the paper's 64). ``frame_pixels``:
+            most pixels per frame (128*28*28, about 117 visual tokens per group). ``device``,
+            ``dtype``: where and in what precision the models run (``auto``: bfloat16 on CUDA,
+            float32 on CPU). ``backend`` must be ``transformers`` (training runs the model in
+            this process); the rollouts' length is ``max_completion_length``.
+        teacher: the teacher's checkpoint (sees ``answer_model.frames`` uncompressed frames);
+            ``None``: the same as ``answer_model.model`` (the paper's Qwen2.5-VL teacher of the
+            same size). When it is the same, the frozen reference model doubles as the teacher.
         data: the training set, a Video-R1-format JSON list (``marc.training.data``).
         data_root: folder the records' ``path`` fields are relative to; ``None``: the JSON's
             folder.
@@ -52,16 +79,14 @@ class TrainConfig:
             ``<output_dir>/teacher_cache.sqlite``.
 
     Inputs (what the models see):
-        teacher_frames: frames sampled across each video for the teacher (and, before
-            compression, for the student): 64.
-        budget: frame groups the student's compressed input keeps (1: one frame's worth).
-        frame_pixels: most pixels per frame: 128*28*28, about 117 visual tokens per group.
-        compression_window, compression_ratio: stage 1 of the compression (see
+        compression: a :class:`CompressionConfig` (YAML section ``compression:``): ``budget``,
+            the frame groups the student's compressed input keeps (1: one frame's worth);
+            ``window`` and ``ratio``, stage 1 of the compression (see
             :func:`marc.compression.compress`).
         reasoning: ask for (and train) the ``<think>``/``<answer>`` format.
-        student_input: what the trained model reads: ``"compressed"`` (``teacher_frames``
-            frames compressed to ``budget`` groups: the paper's student) or ``"full"`` (all
-            ``teacher_frames`` frames uncompressed: SFT of a teacher, as the miniature does).
+        student_input: what the trained model reads: ``"compressed"`` (``answer_model.frames``
+            frames compressed to ``compression.budget`` groups: the paper's student) or
+            ``"full"`` (all those frames uncompressed: SFT of a teacher, as the miniature does).
 
     Rollouts and reward (C-GRPO):
         num_generations: ``G``, rollouts per prompt (student and teacher).
@@ -93,14 +118,16 @@ class TrainConfig:
         logging_steps: TensorBoard scalars every this many steps.
         resume: continue from the latest ``checkpoint-<step>`` in ``output_dir`` (same data order,
             same rollouts).
-        device: torch device (``cpu``, ``cuda``).
-        dtype: weights: ``auto`` (bfloat16 on CUDA, float32 on CPU), ``float32``, ``bfloat16``.
         progress: show a progress bar on stderr.
+
+    Flat keys of earlier configs (``model``, ``teacher_frames``, ``frame_pixels``, ``device``,
+    ``dtype``, ``budget``, ``compression_window``, ``compression_ratio``) are still read by
+    :func:`load_config` and :meth:`from_dict` (:data:`LEGACY_KEYS`).
     """
 
     method: Method = "grpo"
     # model and data
-    model: str = "Qwen/Qwen2.5-VL-3B-Instruct"
+    answer_model: AnswerModelConfig = field(default_factory=AnswerModelConfig)
     teacher: str | None = None
     data: str = ""
     data_root: str | None = None
@@ -108,11 +135,7 @@ class TrainConfig:
     output_dir: str = ""
     teacher_cache: str | None = None
     # inputs
-    teacher_frames: int = 64
-    budget: int = 1
-    frame_pixels: int = 128 * 28 * 28
-    compression_window: int = 4
-    compression_ratio: float = 0.5
+    compression: CompressionConfig = field(default_factory=CompressionConfig)
     reasoning: bool = True
     student_input: Literal["compressed", "full"] = "compressed"
     # rollouts and reward
@@ -145,8 +168,6 @@ class TrainConfig:
     save_steps: int = 100
     logging_steps: int = 1
     resume: bool = False
-    device: str = "cpu"
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     progress: bool = True
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -160,7 +181,15 @@ class TrainConfig:
             self.student_input in ("compressed", "full"),
             f"student_input must be compressed or full, got {self.student_input!r}",
         )
-        need(bool(self.model), "model is empty; set model: a checkpoint folder, hub id or tiny")
+        for name, cls in _SECTIONS.items():
+            need(
+                isinstance(getattr(self, name), cls),
+                f"{name} must be a {cls.__name__}, got {type(getattr(self, name)).__name__}",
+            )
+        need(
+            self.answer_model.backend == "transformers",
+            "training runs the model in this process; set answer_model: {backend: transformers}",
+        )
         need(bool(self.data), "data is empty; set data: the training JSON (Video-R1 format)")
         need(bool(self.output_dir), "output_dir is empty; set output_dir: a folder for the run")
         need(
@@ -175,9 +204,6 @@ class TrainConfig:
         need(self.num_iterations >= 1, "num_iterations must be >= 1")
         need(0 <= self.tau <= 1, f"tau must be in [0, 1], got {self.tau}; set 0.6")
         need(self.alpha >= 0, f"alpha must be >= 0, got {self.alpha}; set 1.0")
-        need(self.teacher_frames >= 2, "teacher_frames must be >= 2 (one 2-frame group); set 64")
-        need(self.budget >= 1, f"budget must be >= 1 frame group, got {self.budget}; set 1")
-        need(self.frame_pixels >= 4 * 28 * 28, "frame_pixels must be >= 3136 (4*28*28)")
         need(self.learning_rate > 0, "learning_rate must be > 0; set 1e-6")
         need(0 <= self.warmup_ratio < 1, "warmup_ratio must be in [0, 1)")
         need(self.epochs >= 1, "epochs must be >= 1")
@@ -199,8 +225,8 @@ class TrainConfig:
 
     @property
     def teacher_model(self) -> str:
-        """The teacher's checkpoint (``model`` when ``teacher`` is unset)."""
-        return self.teacher or self.model
+        """The teacher's checkpoint (``answer_model.model`` when ``teacher`` is unset)."""
+        return self.teacher or self.answer_model.model
 
     @property
     def teacher_cache_path(self) -> Path:
@@ -213,19 +239,56 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as plain data (JSON-ready; what :meth:`from_dict` reads back)."""
         d = dataclasses.asdict(self)
         d.pop("extra")
+        for name in _SECTIONS:
+            d[name] = {k: str(v) if isinstance(v, Path) else v for k, v in d[name].items()}
         return d
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """A config from plain data: the sections as mappings, flat keys of earlier configs
+        (:data:`LEGACY_KEYS`) moved into their sections.
+
+        Raises:
+            ValueError: an unknown key, a key given twice (flat and in its section), or an
+                invalid value.
+        """
+        values = dict(values)
+        sections: dict[str, dict[str, Any]] = {}
+        for name, cls_ in _SECTIONS.items():
+            given = values.pop(name, None)
+            if isinstance(given, cls_):
+                given = dataclasses.asdict(given)
+            if given is not None and not isinstance(given, dict):
+                raise ValueError(f"{name} must be a mapping of {cls_.__name__} fields")
+            sections[name] = dict(given or {})
+            known = {f.name for f in fields(cls_)}
+            for key in sections[name]:
+                if key not in known:
+                    raise ValueError(f"unknown key {name}.{key} (see {cls_.__name__})")
+        for old, (section, key) in LEGACY_KEYS.items():
+            if old in values:
+                if key in sections[section]:
+                    raise ValueError(f"{old} and {section}.{key} both given; keep {section}.{key}")
+                sections[section][key] = values.pop(old)
+        for key in values:
+            if key not in _FIELDS:
+                raise ValueError(f"unknown key {key!r} (see marc.training.config.TrainConfig)")
+        built = {name: cls_(**sections[name]) for name, cls_ in _SECTIONS.items()}
+        return cls(**values, **built)
 
 
 _FIELDS = {f.name for f in fields(TrainConfig)} - {"extra"}
 
 
 def load_config(path: str | Path, **overrides: Any) -> TrainConfig:
-    """A :class:`TrainConfig` from a YAML mapping of its fields, with ``overrides`` (``None``
-    values ignored) applied on top. Relative ``data``/``data_root``/``output_dir``/
-    ``teacher_cache``/``model``/``teacher`` paths are taken as written (relative to the working
-    directory), like the CLI's other paths.
+    """A :class:`TrainConfig` from a YAML mapping of its fields (``answer_model:`` and
+    ``compression:`` as sections; see :meth:`TrainConfig.from_dict`), with ``overrides``
+    (``None`` values ignored) applied on top. Relative ``data``/``data_root``/``output_dir``/
+    ``teacher_cache``/``answer_model.model``/``teacher`` paths are taken as written (relative to
+    the working directory), like the CLI's other paths. Nothing is read from the environment.
 
     Raises:
         ValueError: the file is missing or not YAML, a key is unknown, or a value is invalid
@@ -247,9 +310,6 @@ def load_config(path: str | Path, **overrides: Any) -> TrainConfig:
     raw = raw or {}
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: expected a mapping of config keys, got {type(raw).__name__}")
-    for key in raw:
-        if key not in _FIELDS:
-            raise ValueError(f"{path}: unknown key {key!r} (see marc.training.config.TrainConfig)")
     values = {**raw, **{k: v for k, v in overrides.items() if v is not None}}
     for key in ("learning_rate", "epsilon", "beta", "tau", "alpha", "temperature", "top_p"):
         if isinstance(values.get(key), str):  # YAML reads 1e-6 as a string
@@ -258,6 +318,6 @@ def load_config(path: str | Path, **overrides: Any) -> TrainConfig:
             except ValueError:
                 raise ValueError(f"{path}: {key} must be a number, got {values[key]!r}") from None
     try:
-        return TrainConfig(**values)
+        return TrainConfig.from_dict(values)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{path}: {e}") from e

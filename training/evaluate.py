@@ -18,6 +18,7 @@ in the denominator, as a benchmark run with missing videos should not look bette
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,8 +27,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from marc.memory.core.config import AnswerModelConfig, CompressionConfig, MemoryConfig, as_config
 from marc.memory.core.errors import MediaError, one_line
-from marc.memory.core.settings import Settings
 from marc.training.answers import score
 from marc.training.data import BENCHMARKS, Sample, benchmark_name, load_dataset
 from marc.training.inputs import MODES
@@ -177,22 +178,23 @@ def _load_data(data: Sequence[Path], limit: int | None) -> dict[str, list[Sample
     return {b: found[b][:limit] if limit is not None else found[b] for b in order}
 
 
-def _load_builder(settings: Settings):
+def _load_builder(config: AnswerModelConfig, compression: CompressionConfig):
     """The answer model (transformers, in this process) wrapped in an :class:`InputBuilder`."""
     from marc.compression.vlm.loading import load_model, load_processor, model_dir
     from marc.training.inputs import InputBuilder
 
-    folder = model_dir(settings)
-    return InputBuilder.for_model(load_model(folder, settings), load_processor(folder), settings)
+    folder = model_dir(config)
+    model, processor = load_model(folder, config), load_processor(folder)
+    return InputBuilder.for_model(model, processor, config, compression)
 
 
 class _Memory:
     """Retrieval for evaluation: each sample's video ingested once, its top-k events searched."""
 
-    def __init__(self, settings: Settings, k: int) -> None:
+    def __init__(self, config: MemoryConfig, k: int) -> None:
         from marc.memory.archive import Archive
 
-        self.archive, self.k = Archive(settings), k
+        self.archive, self.k = Archive(config), k
 
     def ingest(self, samples: Sequence[Sample], err: Console | None) -> dict[str, str]:
         """Ingest the videos not stored yet; returns ``{path: problem}`` of those that failed."""
@@ -202,7 +204,7 @@ class _Memory:
         if not todo:
             return {}
         if err is not None:
-            err.print(f"ingesting {len(todo)} videos into {self.archive.settings.home}")
+            err.print(f"ingesting {len(todo)} videos into {self.archive.config.home}")
         report = self.archive.ingest(todo)
         return {f.path: f.error for f in report.failed}
 
@@ -217,7 +219,7 @@ def evaluate(
     model: str,
     data: Sequence[Path],
     *,
-    settings: Settings | None = None,
+    settings: Any = None,
     modes: Sequence[str] = MODES,
     frames: int = 64,
     uniform_frames: int = 16,
@@ -235,15 +237,19 @@ def evaluate(
         model: the answer model: a checkpoint folder, a hub id, or ``"tiny"``.
         data: Video-R1 JSON/JSONL files; a file's name picks its column (``eval_mvbench.json`` is
             MVBench, others are named by their stem).
-        settings: runtime settings (``MARC_HOME`` for retrieval, device, pixels, compression);
-            default: from the environment. ``vlm`` is replaced by ``model``.
+        settings: where the answer model runs and reads (an :class:`AnswerModelConfig`: device,
+            dtype, pixels, cache; its ``model`` is replaced by ``model``), the compression's
+            window and ratio and, for ``retrieval``, the archive (a :class:`MemoryConfig`):
+            taken from a ``Settings`` (the CLI's) or an ``AgentConfig``; ``None``: the configs'
+            defaults (never the environment).
         modes: input modes, rows of the table in this order.
         frames: frames sampled for "full" and before compression (the paper's 64).
         uniform_frames: frames of the "uniform" baseline (16).
         budget: groups kept by the compression (1: one frame's worth of tokens).
         retrieval: answer from the top-``k`` events of the sample's video instead of all of it.
         reasoning: ask for ``<think>``/``<answer>`` output.
-        max_new_tokens: longest answer in tokens (default: ``settings.vlm_max_new_tokens``).
+        max_new_tokens: longest answer in tokens (default: the answer config's
+            ``max_new_tokens``).
         limit: evaluate the first ``limit`` samples of each benchmark.
         progress: show a progress bar (and failures as they happen) on stderr.
 
@@ -265,10 +271,11 @@ def evaluate(
             f"{frames}, {uniform_frames}, {budget}, {limit}"
         )
     benches = _load_data(data, limit)  # data errors before the model loads
-    update: dict[str, Any] = {"vlm": model}
+    update: dict[str, Any] = {"model": model}
     if max_new_tokens is not None:
-        update["vlm_max_new_tokens"] = max_new_tokens
-    settings = (settings or Settings()).model_copy(update=update)
+        update["max_new_tokens"] = max_new_tokens
+    answer_model = dataclasses.replace(as_config(settings, AnswerModelConfig), **update)
+    compression = as_config(settings, CompressionConfig)
     labels = {
         m: label(m, frames=frames, uniform_frames=uniform_frames, budget=budget,
                  retrieval=retrieval)
@@ -282,15 +289,15 @@ def evaluate(
             "data": [str(p) for p in data], "modes": modes, "frames": frames,
             "uniform_frames": uniform_frames, "budget": budget, "retrieval": retrieval,
             "k": k if retrieval else None, "reasoning": reasoning, "limit": limit,
-            "max_new_tokens": settings.vlm_max_new_tokens,
+            "max_new_tokens": answer_model.max_new_tokens,
         },
     )  # fmt: skip
     err = Console(stderr=True) if progress else None
     options = dict(frames=frames, uniform_frames=uniform_frames, budget=budget, reasoning=reasoning)
-    builder, memory = _load_builder(settings), None
+    builder, memory = _load_builder(answer_model, compression), None
     try:
         if retrieval:
-            memory = _Memory(settings, k)
+            memory = _Memory(as_config(settings, MemoryConfig), k)
         _Evaluator(report, builder, memory, labels, options, err).run(benches)
     finally:
         builder.backend.close()

@@ -145,22 +145,22 @@ class GRPOTrainer(Trainer):
             compression_reward=c.compression_reward,
         )
         # the reference model: the starting checkpoint, frozen (also on resume)
-        self.ref = load_frozen(self.model_dir, self.settings) if c.beta > 0 else None
-        teacher_dir = resolve_model(c.teacher_model, self.settings)
+        self.ref = load_frozen(self.model_dir, c.answer_model) if c.beta > 0 else None
+        teacher_dir = resolve_model(c.teacher_model, c.answer_model)
         if self.ref is not None and teacher_dir == self.model_dir:
             self.teacher = self.ref  # the same frozen weights: load them once
         else:
-            self.teacher = load_frozen(teacher_dir, self.settings)
+            self.teacher = load_frozen(teacher_dir, c.answer_model)
         self.teacher_inputs = InputBuilder.for_model(
-            self.teacher, load_processor(teacher_dir), self.settings
+            self.teacher, load_processor(teacher_dir), c.answer_model, c.compression
         )
         self.teacher_backend = self.teacher_inputs.backend
         self.teacher_prompts = PromptCache()
         self.teacher_id = _fingerprint(teacher_dir)
         self.teacher_setting = (
-            f"frames={c.teacher_frames};G={c.num_generations};temperature={c.temperature};"
+            f"frames={c.answer_model.frames};G={c.num_generations};temperature={c.temperature};"
             f"top_p={c.top_p};max_tokens={c.max_completion_length};reasoning={c.reasoning};"
-            f"pixels={c.frame_pixels};threshold={c.threshold}"
+            f"pixels={c.answer_model.frame_pixels};threshold={c.threshold}"
         )
         self.output.mkdir(parents=True, exist_ok=True)
         self.teacher_cache = TeacherCache(c.teacher_cache_path)
@@ -181,7 +181,7 @@ class GRPOTrainer(Trainer):
 
             def build(sample=sample) -> dict:
                 prepared = self.teacher_inputs.prepare(
-                    sample, "full", frames=c.teacher_frames, reasoning=c.reasoning
+                    sample, "full", frames=c.answer_model.frames, reasoning=c.reasoning
                 )
                 return self.teacher_backend.inputs(prepared.prompt)
 

@@ -16,12 +16,13 @@ are given. Image samples are one image in every mode (no compression: one group 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+from marc.memory.core.config import AnswerModelConfig, CompressionConfig, as_config
 from marc.memory.core.errors import MediaError
 from marc.memory.core.events import EventRef
-from marc.memory.core.settings import Settings
 from marc.memory.core.timeline import Span
 from marc.memory.probe import probe
 from marc.training.data import Sample, question_text
@@ -54,32 +55,56 @@ class InputBuilder:
     Args:
         backend: the answer model's backend (its chat template and generation).
         vision: the vision tower that encodes frames (frozen: inputs are computed without grad).
-        settings: frame pixels and compression window/ratio (``vlm_frames`` is set per mode).
+        config: the answer model's config: frame pixels, generation length (its ``frames`` is
+            replaced per mode); a ``Settings`` gives its ``answer_model`` (and ``compression``);
+            ``None``: the config's defaults (never the environment).
+        compression: window and ratio of the compression (the budget is each call's); default:
+            from ``config`` when that is a ``Settings``, else the config's defaults.
     """
 
-    def __init__(self, backend: VLMBackend, vision: VisionTower, settings: Settings | None = None):
+    def __init__(
+        self,
+        backend: VLMBackend,
+        vision: VisionTower,
+        config: AnswerModelConfig | Any = None,
+        compression: CompressionConfig | Any = None,
+    ):
         self.backend = backend
         self.vision = vision
-        self.settings = settings or Settings()
+        self.config = as_config(config, AnswerModelConfig)
+        if compression is None and not isinstance(config, AnswerModelConfig):
+            compression = config  # a Settings holds both
+        self.compression = as_config(compression, CompressionConfig)
         self._answerers: dict[int, Answerer] = {}
 
     @classmethod
-    def for_model(cls, model, processor, settings: Settings) -> InputBuilder:
+    def for_model(
+        cls,
+        model,
+        processor,
+        config: AnswerModelConfig | Any = None,
+        compression: CompressionConfig | Any = None,
+    ) -> InputBuilder:
         """The builder of a loaded ``Qwen2_5_VLForConditionalGeneration``: its transformers
-        backend and its own vision tower at ``settings.vlm_frame_pixels``."""
+        backend and its own vision tower at the config's ``frame_pixels``."""
         from marc.compression.vlm.transformers_backend import TransformersBackend
         from marc.compression.vlm.vision import VisionTower
 
+        answer_model = as_config(config, AnswerModelConfig)
+        if compression is None and not isinstance(config, AnswerModelConfig):
+            compression = config  # a Settings holds both
         backend = TransformersBackend(model, processor)
-        vision = VisionTower(backend.visual, processor, frame_pixels=settings.vlm_frame_pixels)
-        return cls(backend, vision, settings)
+        vision = VisionTower(backend.visual, processor, frame_pixels=answer_model.frame_pixels)
+        return cls(backend, vision, answer_model, compression)
 
     def _answerer(self, frames: int) -> Answerer:
         from marc.compression.vlm.answerer import Answerer
 
         if frames not in self._answerers:
-            settings = self.settings.model_copy(update={"vlm_frames": frames})
-            self._answerers[frames] = Answerer(settings, backend=self.backend, vision=self.vision)
+            config = dataclasses.replace(self.config, frames=frames)
+            self._answerers[frames] = Answerer(
+                config, self.compression, backend=self.backend, vision=self.vision
+            )
         return self._answerers[frames]
 
     def prepare(
@@ -151,4 +176,4 @@ class InputBuilder:
 
     def answer(self, prepared: Prepared, *, temperature: float = 0.0) -> Answer:
         """Generate the answer to a prepared prompt (greedy by default)."""
-        return self._answerer(self.settings.vlm_frames).generate(prepared, temperature=temperature)
+        return self._answerer(self.config.frames).generate(prepared, temperature=temperature)

@@ -24,6 +24,7 @@ Output layout::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -37,43 +38,31 @@ from typing import Any
 import numpy as np
 import torch
 
-from marc.memory.core.settings import Settings
+from marc.memory.core.config import AnswerModelConfig
 from marc.training.config import TrainConfig
 from marc.training.data import Sample, load_dataset, mixed_subset
 from marc.training.policy import PromptCache
 
-__all__ = ["Trainer", "latest_checkpoint", "load_frozen", "resolve_model", "train_settings"]
+__all__ = ["Trainer", "latest_checkpoint", "load_frozen", "resolve_model"]
 
 _STATE = "trainer_state.pt"
 # a resumed run must agree on these, or it would not continue the same data order and rollouts
 _SAME_ON_RESUME = ("seed", "batch", "gradient_accumulation", "num_generations", "student_input")
 
 
-def train_settings(config: TrainConfig) -> Settings:
-    """The runtime settings the answer path reads, from the training config."""
-    return Settings(
-        device=config.device,
-        vlm_dtype=config.dtype,
-        vlm_frame_pixels=config.frame_pixels,
-        vlm_frames=config.teacher_frames,
-        compression_window=config.compression_window,
-        compression_ratio=config.compression_ratio,
-        compression_budget=config.budget,
-    )
-
-
-def resolve_model(name: str, settings: Settings) -> Path:
-    """The local folder of a checkpoint folder, hub id or ``"tiny"`` (downloaded/generated)."""
+def resolve_model(name: str, config: AnswerModelConfig) -> Path:
+    """The local folder of a checkpoint folder, hub id or ``"tiny"`` (downloaded/generated into
+    ``config.cache_dir``)."""
     from marc.compression.vlm.loading import model_dir
 
-    return model_dir(settings.model_copy(update={"vlm": name}))
+    return model_dir(dataclasses.replace(config, model=name))
 
 
-def load_frozen(folder: Path, settings: Settings):
+def load_frozen(folder: Path, config: AnswerModelConfig):
     """A model that never trains (reference, teacher): eval mode, no gradients."""
     from marc.compression.vlm.loading import load_model
 
-    model = load_model(folder, settings)
+    model = load_model(folder, config)
     model.requires_grad_(False)
     return model
 
@@ -105,7 +94,6 @@ class Trainer:
         from marc.training.inputs import InputBuilder
 
         self.config = config
-        self.settings = train_settings(config)
         self.output = config.output_path
         if samples is None:
             samples = load_dataset(config.data, root=config.data_root)
@@ -115,15 +103,16 @@ class Trainer:
             raise ValueError(f"{config.data}: no training samples")
         self.samples = samples
 
-        self.model_dir = resolve_model(config.model, self.settings)
+        self.model_dir = resolve_model(config.answer_model.model, config.answer_model)
         self.resumed_from = latest_checkpoint(self.output) if config.resume else None
         start_dir = self.resumed_from or self.model_dir
         self.processor = load_processor(start_dir)
         self.tokenizer = self.processor.tokenizer
-        self.model = load_model(start_dir, self.settings)
+        self.model = load_model(start_dir, config.answer_model)
         self.model.model.visual.requires_grad_(False)  # frozen: visual rows are precomputed
-        # (train_settings carries config.frame_pixels as vlm_frame_pixels)
-        self.inputs = InputBuilder.for_model(self.model, self.processor, self.settings)
+        self.inputs = InputBuilder.for_model(
+            self.model, self.processor, config.answer_model, config.compression
+        )
         self.backend = self.inputs.backend
         self.prompts = PromptCache()
 
@@ -188,7 +177,11 @@ class Trainer:
 
         def build() -> dict[str, Any]:
             prepared = self.inputs.prepare(
-                sample, mode, frames=c.teacher_frames, budget=c.budget, reasoning=c.reasoning
+                sample,
+                mode,
+                frames=c.answer_model.frames,
+                budget=c.compression.budget,
+                reasoning=c.reasoning,
             )
             return self.backend.inputs(prepared.prompt)
 

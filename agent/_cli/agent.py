@@ -28,7 +28,7 @@ app.add_typer(thread_app, name="thread")
 def _conversation():
     from marc.agent.conversation import Conversation
 
-    return Conversation(settings())
+    return Conversation(settings().agent)
 
 
 def _print_answer(result, evidence_files=None) -> None:
@@ -113,7 +113,7 @@ def mcp() -> None:
     """Serve the archive to MCP clients (desktop assistants, agent frameworks) over stdio."""
     from marc.agent.mcp_server import serve
 
-    serve(settings())
+    serve(settings().agent)
 
 
 @thread_app.command("show")

@@ -23,7 +23,7 @@ from marc.memory.core.errors import ConfigError, MarcError
 def _archive():
     from marc.memory.archive import Archive
 
-    return Archive(settings())
+    return Archive(settings().memory)
 
 
 def _finish(report: Any, as_json: bool, summary: str) -> None:

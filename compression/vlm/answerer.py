@@ -2,12 +2,14 @@
 
 This is MARC's answer path (the paper's Fig. 2 after retrieval):
 
-1. **Sample** ``MARC_VLM_FRAMES`` (64, like the paper's teacher) frames across the ``k`` events,
-   split by duration (at least one temporal group of 2 frames each), all letterboxed to one size
-   chosen by Qwen's ``smart_resize`` for the first event's video, so every group has ``P`` tokens.
+1. **Sample** the answer config's ``frames`` (``MARC_VLM_FRAMES``: 64, like the paper's teacher)
+   frames across the ``k`` events, split by duration (at least one temporal group of 2 frames
+   each), all letterboxed to one size chosen by Qwen's ``smart_resize`` for the first event's
+   video, so every group has ``P`` tokens.
 2. **Encode** them with Qwen2.5-VL's own vision tower: ``[T_e/2, P, D]`` per event.
 3. **Compress** with :func:`marc.compression.compress` (window merges inside each event, then
-   across events) down to ``budget`` groups: one frame's worth of tokens by default.
+   across events; the compression config's ``window`` and ``ratio``) down to ``budget`` groups:
+   the compression config's (one frame's worth of tokens by default), or a call's own.
 4. **Generate**: the kept groups go to the language model as one image with grid ``t = 1``
    (:mod:`.prompt`), through the configured backend. ``budget=None`` skips step 3 and sends every
    event as a video instead (the uncompressed teacher input, for comparisons).
@@ -17,11 +19,12 @@ The events are put in time order for steps 1-4 (search returns them by score).
 
 from __future__ import annotations
 
+import enum
 import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -30,15 +33,24 @@ from marc.compression import compress
 from marc.compression.vlm.backend import VLMBackend
 from marc.compression.vlm.prompt import Visual, VisualPrompt, build_messages
 from marc.compression.vlm.vision import VisionTower
+from marc.memory.core.config import AnswerModelConfig, CompressionConfig, as_config
 from marc.memory.core.errors import MediaError, one_line
 from marc.memory.core.events import EventRef
-from marc.memory.core.settings import Settings
 from marc.memory.frames import event_frames, frame_times, stored_file
 from marc.memory.probe import probe
 
-__all__ = ["Answer", "Answerer", "Prepared", "Sampled", "allocate_frames", "answer"]
+__all__ = ["FROM_CONFIG", "Answer", "Answerer", "Prepared", "Sampled", "allocate_frames", "answer"]
 
 _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+
+
+class _Default(enum.Enum):
+    CONFIG = "config"
+
+
+#: ``budget=FROM_CONFIG`` (the default): the :class:`CompressionConfig`'s budget.
+FROM_CONFIG = _Default.CONFIG
+Budget = int | None | Literal[_Default.CONFIG]
 
 
 @dataclass
@@ -153,22 +165,31 @@ class Answerer:
     """Turns retrieved events and a question into an :class:`Answer`. Holds the loaded models.
 
     Args:
-        settings: runtime settings (frames, pixels, compression, generation length).
-        backend: the VLM backend; default: the one ``settings`` names.
+        config: the answer model (frames, pixels, generation length, where it runs); a
+            ``Settings`` or :class:`~marc.memory.core.config.AgentConfig` gives its
+            ``answer_model`` (and, unless ``compression`` is given, its ``compression``);
+            ``None``: :class:`AnswerModelConfig`'s defaults (never the environment).
+        compression: budget, window and ratio of the compression; default: from ``config`` when
+            that is a ``Settings``/``AgentConfig``, else :class:`CompressionConfig`'s defaults.
+        backend: the VLM backend; default: the one ``config`` names.
         vision: the vision tower wrapper; default: the backend model's own (transformers) or the
             checkpoint's tower loaded alone (vLLM).
     """
 
     def __init__(
         self,
-        settings: Settings | None = None,
+        config: AnswerModelConfig | Any = None,
+        compression: CompressionConfig | Any = None,
         *,
         backend: VLMBackend | None = None,
         vision: VisionTower | None = None,
     ) -> None:
-        self.settings = settings or Settings()
+        self.config = as_config(config, AnswerModelConfig)
+        if compression is None and not isinstance(config, AnswerModelConfig):
+            compression = config  # a Settings or AgentConfig holds both
+        self.compression = as_config(compression, CompressionConfig)
         if backend is None or vision is None:
-            backend, vision = load_backend(self.settings)
+            backend, vision = load_backend(self.config)
         self.backend = backend
         self.vision = vision
 
@@ -202,7 +223,7 @@ class Answerer:
             width, height = max(shapes, key=lambda wh: (wh[0] * wh[1], wh))
             size = self.vision.frame_size(width, height)
         per_group = self.vision.temporal
-        total = self.settings.vlm_frames - self.settings.vlm_frames % per_group
+        total = self.config.frames - self.config.frames % per_group
         counts = allocate_frames([h.end_s - h.start_s for h in readable], total, per_group)
         for hit, n in zip(readable, counts, strict=True):
             h, w = size
@@ -254,7 +275,7 @@ class Answerer:
         question: str,
         hits: Sequence[EventRef],
         *,
-        budget: int | None = 1,
+        budget: Budget = FROM_CONFIG,
         reasoning: bool = False,
         text_only: bool = False,
     ) -> Prepared:
@@ -262,7 +283,8 @@ class Answerer:
 
         Args:
             budget: groups kept after compression (1: one frame's worth); ``None``: no
-                compression, every sampled frame goes to the model as video.
+                compression, every sampled frame goes to the model as video; default: the
+                compression config's ``budget``.
             reasoning: ask for (and extract) the ``<think>``/``<answer>`` format.
             text_only: when no event's file can be read, prepare a prompt that lists the events
                 (file, camera, times: what the catalog still knows) without pictures instead of
@@ -274,9 +296,10 @@ class Answerer:
         """
         if not hits:
             raise ValueError("no events to answer from")
+        if budget is FROM_CONFIG:
+            budget = self.compression.budget
         if budget is not None and budget < 1:
             raise ValueError(f"budget must be >= 1 or None, got {budget}")
-        s = self.settings
         t0 = time.perf_counter()
         sampled = self.sample(hits)
         timings = {"decode_s": time.perf_counter() - t0}
@@ -321,9 +344,8 @@ class Answerer:
             budget_tokens = sum(int(tok.shape[0]) for tok in tokens) * P
         else:
             t = time.perf_counter()
-            out = compress(
-                tokens, budget=budget, window=s.compression_window, ratio=s.compression_ratio
-            )
+            c = self.compression
+            out = compress(tokens, budget=budget, window=c.window, ratio=c.ratio)
             _sync(out.tokens)
             timings["compression_s"] = time.perf_counter() - t
             prompt = self.prompt(question, sampled.events, out.tokens, grid_hw, reasoning=reasoning)
@@ -353,7 +375,7 @@ class Answerer:
         """
         gen = self.backend.generate(
             prepared.prompt,
-            max_new_tokens=self.settings.vlm_max_new_tokens,
+            max_new_tokens=self.config.max_new_tokens,
             temperature=temperature,
         )
         timings = dict(prepared.timings)
@@ -383,13 +405,13 @@ class Answerer:
         question: str,
         hits: Sequence[EventRef],
         *,
-        budget: int | None = 1,
+        budget: Budget = FROM_CONFIG,
         reasoning: bool = False,
         temperature: float = 0.0,
     ) -> Answer:
         """Answer ``question`` from ``hits`` (search hits, or anything with ``id, video, camera,
-        start_s, end_s``) with at most ``budget`` frame groups of visual tokens:
-        :meth:`prepare` then :meth:`generate`.
+        start_s, end_s``) with at most ``budget`` frame groups of visual tokens (default: the
+        compression config's): :meth:`prepare` then :meth:`generate`.
 
         Raises:
             ValueError: ``hits`` is empty or ``budget < 1``.
@@ -400,8 +422,9 @@ class Answerer:
         return self.generate(prepared, temperature=temperature)
 
 
-def load_backend(settings: Settings) -> tuple[VLMBackend, VisionTower]:
-    """The backend ``settings`` names and the vision tower that feeds it."""
+def load_backend(config: AnswerModelConfig | Any) -> tuple[VLMBackend, VisionTower]:
+    """The backend ``config`` names and the vision tower that feeds it (``config`` may also be a
+    ``Settings``: its ``answer_model``)."""
     from marc.compression.vlm.loading import (
         load_model,
         load_processor,
@@ -409,37 +432,43 @@ def load_backend(settings: Settings) -> tuple[VLMBackend, VisionTower]:
         model_dir,
     )
 
-    if settings.vlm_backend == "vllm":
+    c = as_config(config, AnswerModelConfig)
+    if c.backend == "vllm":
         from marc.compression.vlm.vllm_backend import VLLMBackend
 
-        backend: VLMBackend = VLLMBackend.from_settings(settings)
-        folder = model_dir(settings, vision_only=True)
+        backend: VLMBackend = VLLMBackend(
+            c.url, c.served_name or c.model, api_key=c.api_key, timeout_s=c.timeout_s
+        )
+        folder = model_dir(c, vision_only=True)
         processor = load_processor(folder)
-        visual = load_vision_tower(folder, settings)
+        visual = load_vision_tower(folder, c)
     else:
         from marc.compression.vlm.transformers_backend import TransformersBackend
 
-        folder = model_dir(settings)
+        folder = model_dir(c)
         processor = load_processor(folder)
-        backend = TransformersBackend(load_model(folder, settings), processor)
+        backend = TransformersBackend(load_model(folder, c), processor)
         visual = backend.visual
-    return backend, VisionTower(visual, processor, frame_pixels=settings.vlm_frame_pixels)
+    return backend, VisionTower(visual, processor, frame_pixels=c.frame_pixels)
 
 
 def answer(
     question: str,
     hits: Sequence[EventRef],
     *,
-    budget: int | None = 1,
-    settings: Settings | None = None,
+    budget: Budget = FROM_CONFIG,
+    settings: Any = None,
     reasoning: bool = False,
 ) -> Answer:
     """Answer ``question`` from retrieved ``hits``; see :meth:`Answerer.answer`.
 
+    ``settings`` is what :class:`Answerer` takes: an :class:`AnswerModelConfig`, or a
+    ``Settings``/``AgentConfig`` (answer model and compression); ``None``: the configs' defaults.
+
     The models load for this call and are released after it; to answer several questions, keep
     one :class:`Answerer` open instead.
     """
-    answerer = Answerer(settings or Settings())
+    answerer = Answerer(settings)
     try:
         return answerer.answer(question, hits, budget=budget, reasoning=reasoning)
     finally:

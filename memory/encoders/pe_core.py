@@ -36,8 +36,8 @@ import torch
 import torch.nn.functional as F
 from open_clip.factory import parse_model_name
 
+from marc.memory.core.config import PE_CORE_B16
 from marc.memory.core.errors import ModelError, one_line
-from marc.memory.core.settings import PE_CORE_B16
 from marc.memory.encoders import tiny as _tiny  # noqa: F401  (registers the tiny timm tower)
 from marc.memory.encoders.base import Encoder
 

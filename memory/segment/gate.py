@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from marc.memory.core.settings import GATE_THRESHOLD
+from marc.memory.core.config import GATE_THRESHOLD
 
 BLOCK = 9
 """Pixels per side of the blocks averaged before comparing: 48x27 -> 5x3 blocks (the last 3
@@ -49,7 +49,7 @@ LAG = 8
 
 THRESHOLD = GATE_THRESHOLD
 """The default gate threshold, grey levels (see the module docstring for the evidence); the
-settings' default too, so it is defined in :mod:`marc.memory.core.settings`."""
+settings' default too, so it is defined in :mod:`marc.memory.core.config`."""
 
 MARGIN = 5
 """The default margin, frames."""
