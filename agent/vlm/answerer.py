@@ -329,8 +329,10 @@ class Answerer:
         timings["generation_s"] = gen.seconds
         timings["total_s"] = time.perf_counter() - prepared.started
         match = _ANSWER_TAG.search(gen.text)
+        text = match.group(1) if match else gen.text
         return Answer(
-            text=(match.group(1) if match else gen.text).strip(),
+            # no NUL: never part of an answer, and PostgreSQL's JSONB (a thread store) refuses it
+            text=text.replace("\x00", "").strip(),
             visual_tokens=prepared.visual_tokens,
             budget_tokens=prepared.budget_tokens,
             groups=prepared.groups,
