@@ -384,8 +384,10 @@ class Answerer:
         timings["generation_s"] = gen.seconds
         timings["total_s"] = time.perf_counter() - prepared.started
         match = _ANSWER_TAG.search(gen.text)
+        text = match.group(1) if match else gen.text
         return Answer(
-            text=(match.group(1) if match else gen.text).strip(),
+            # no NUL: never part of an answer, and PostgreSQL's JSONB (a thread store) refuses it
+            text=text.replace("\x00", "").strip(),
             visual_tokens=prepared.visual_tokens,
             budget_tokens=prepared.budget_tokens,
             groups=prepared.groups,
@@ -436,9 +438,7 @@ def load_backend(config: AnswerModelConfig | Any) -> tuple[VLMBackend, VisionTow
     if c.backend == "vllm":
         from marc.compression.vlm.vllm_backend import VLLMBackend
 
-        backend: VLMBackend = VLLMBackend(
-            c.url, c.served_name or c.model, api_key=c.api_key, timeout_s=c.timeout_s
-        )
+        backend: VLMBackend = VLLMBackend.from_config(c)
         folder = model_dir(c, vision_only=True)
         processor = load_processor(folder)
         visual = load_vision_tower(folder, c)

