@@ -131,8 +131,11 @@ class Backend:
         """``marc events --json``'s list."""
         return self.archive.events(Path(video) if video else None)
 
-    def videos(self) -> list[dict[str, Any]]:
-        return self.archive.videos()
+    def videos(
+        self, cameras: list[str] | None = None, failed: bool = False
+    ) -> list[dict[str, Any]]:
+        """``marc videos --json``'s list."""
+        return self.archive.videos(cameras=cameras, failed=failed)
 
     def close(self) -> None:
         if "conversation" in self.__dict__:
@@ -226,10 +229,16 @@ def build_server(config: AgentConfig | Any = None) -> MCPServer:
     @server.tool(
         structured_output=False,
         description="List the videos in the archive: path, camera, duration, recording start "
-        "and end, how many events are stored, and whether ingest is done or failed.",
+        "and end, how many events are stored, and its state: ok, missing (the file is gone), "
+        "failed (with the error) or pending.",
     )
-    async def videos() -> str:
-        return _json(await call(backend.videos))
+    async def videos(
+        cameras: Annotated[list[str] | None, Field(description="Only these cameras.")] = None,
+        failed: Annotated[
+            bool, Field(description="Only the files that could not be ingested.")
+        ] = False,
+    ) -> str:
+        return _json(await call(backend.videos, cameras, failed))
 
     def close() -> None:
         worker.submit(backend.close).result()
