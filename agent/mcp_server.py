@@ -97,11 +97,13 @@ class Backend:
         thread: str | None = None,
         k: int = 3,
         evidence_dir: str | None = None,
+        clear_filters: bool = False,
     ) -> tuple[dict[str, Any], bytes | None]:
         """``marc ask --json``'s object and the contact sheet's PNG (``None`` without evidence)."""
         result = self.conversation.ask(
-            question, thread=thread, k=k, camera=camera, since=since, until=until
-        )
+            question, thread=thread, k=k, camera=camera, since=since, until=until,
+            clear_filters=clear_filters,
+        )  # fmt: skip
         if not result.evidence:
             return result.to_json(), None
         if evidence_dir is not None:
@@ -173,8 +175,14 @@ def build_server(config: AgentConfig | Any = None) -> MCPServer:
         until: Until = None,
         thread: Annotated[
             str | None,
-            Field(description="Continue this conversation (the `thread` of an earlier answer)."),
+            Field(
+                description="Continue this conversation (the `thread` of an earlier answer; "
+                "an unknown id is an error). Its camera and times stay set until changed."
+            ),
         ] = None,
+        clear_filters: Annotated[
+            bool, Field(description="Forget the camera and times the thread's questions set.")
+        ] = False,
         k: Annotated[int, Field(ge=1, description="Events to retrieve.")] = 3,
         evidence_dir: Annotated[
             str | None,
@@ -183,7 +191,7 @@ def build_server(config: AgentConfig | Any = None) -> MCPServer:
     ) -> CallToolResult:
         data, sheet = await call(
             backend.ask, question, camera=camera, since=since, until=until, thread=thread, k=k,
-            evidence_dir=evidence_dir,
+            evidence_dir=evidence_dir, clear_filters=clear_filters,
         )  # fmt: skip
         content: list[ContentBlock] = [TextContent(type="text", text=_json(data))]
         if sheet is not None:

@@ -401,8 +401,9 @@ def test_ask_follow_up_in_another_process_and_evidence_export(arch, tmp_path):
         assert got.size == want.size
         assert got.tobytes() == want.tobytes(), "the contact sheet differs (wall-clock times?)"
 
-    # a follow-up in a second process continues the thread
-    second = _json(_marc(arch, "ask", FOLLOW_UP, "--thread", thread, "--json"))
+    # a follow-up in a second process continues the thread; --clear-filters: on every camera
+    # (without it, the hall stays set: test_thread_ids_are_checked_and_listed...)
+    second = _json(_marc(arch, "ask", FOLLOW_UP, "--thread", thread, "--clear-filters", "--json"))
     assert second["thread"] == thread
     since = max(_at(c["end_at"]) for c in evidence)
     assert _at(second["filters"]["since"]) == since
@@ -432,12 +433,17 @@ def test_thread_ids_are_checked_and_listed_with_their_first_question(arch):
     assert f"{tid}: no such thread" in line and f"--new-thread {tid}" in line
     assert tid not in [t["thread"] for t in _json(_marc(arch, "thread", "list", "--json"))]
 
-    first = _json(_marc(arch, "ask", HALL_Q, "--new-thread", tid, "--json"))
+    first = _json(_marc(arch, "ask", HALL_Q, "--new-thread", tid, "--camera", "hall", "--json"))
     assert first["thread"] == tid and _is_model_answer(first["answer"])
     again = _marc(arch, "ask", HALL_Q, "--new-thread", tid)
     assert again.returncode == 2 and "exists already" in again.stderr
-    second = _json(_marc(arch, "ask", FOLLOW_UP, "--thread", tid, "--json"))
-    assert second["thread"] == tid
+    # the follow-up keeps the user's camera (and derives its time from the evidence)
+    second = _json(_marc(arch, "ask", "what happened after that?", "--thread", tid, "--json"))
+    assert second["thread"] == tid and second["filters"]["camera"] == "hall"
+    assert second["filters"]["since"] and all(c["camera"] == "hall" for c in second["evidence"])
+    street = "is anyone on the street?"
+    third = _json(_marc(arch, "ask", street, "--thread", tid, "--clear-filters", "--json"))
+    assert third["filters"] == {"camera": None, "since": None, "until": None}
 
     # chat: --new-thread starts one, --thread continues it (and refuses an unknown one)
     chat_id = "chat-" + uuid.uuid4().hex[:8]
