@@ -23,7 +23,13 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.messages import AIMessage, HumanMessage
 
 from marc.agent.graph import Resources, build_graph, events, graph_input
-from marc.agent.threads import list_threads, open_checkpointer
+from marc.agent.threads import (
+    ThreadExists,
+    UnknownThread,
+    list_threads,
+    open_checkpointer,
+    thread_exists,
+)
 from marc.memory.core.config import AgentConfig, as_config
 from marc.memory.core.events import Filters
 
@@ -118,26 +124,42 @@ class Conversation:
         question: str,
         *,
         thread: str | None = None,
+        new_thread: str | None = None,
         k: int = 3,
         filters: Filters | None = None,
         camera: str | None = None,
         since: str | None = None,
         until: str | None = None,
+        clear_filters: bool = False,
     ) -> AskResult:
-        """Answer ``question`` in ``thread`` (a new one when ``None``).
+        """Answer ``question`` in the existing ``thread``, or in a thread it starts: with the id
+        ``new_thread``, or a random one when both are ``None``.
 
         ``filters`` (:class:`~marc.memory.core.events.Filters`) restrict the search; ``camera``,
         ``since`` and ``until`` (ISO 8601 times or dates) are shorthand for its fields. Both are
-        checked here, so a bad time fails before anything runs.
+        checked here, so a bad time fails before anything runs. Filters set in a thread stay
+        with it: a follow-up keeps them until it sets the same filter again, or
+        ``clear_filters`` forgets them (the ones given with it then apply).
 
         Raises:
-            ValueError: an empty question or a bad time.
+            UnknownThread: ``thread`` has no conversation (nothing is stored).
+            ThreadExists: ``new_thread`` has one already.
+            ValueError: an empty question, a bad time, or both ``thread`` and ``new_thread``.
             MarcError: the store, the models or the vLLM server failed (one line).
         """
         if not question.strip():
             raise ValueError("the question is empty")
-        inputs = graph_input(question, filters, k, camera=camera, since=since, until=until)
-        thread = thread or uuid.uuid4().hex
+        if thread is not None and new_thread is not None:
+            raise ValueError("give a thread to continue or a new thread to start, not both")
+        inputs = graph_input(
+            question, filters, k, camera=camera, since=since, until=until,
+            clear_filters=clear_filters,
+        )  # fmt: skip
+        if thread is not None and not thread_exists(self.graph.checkpointer, thread):
+            raise UnknownThread(thread)
+        if new_thread is not None and thread_exists(self.graph.checkpointer, new_thread):
+            raise ThreadExists(new_thread)
+        thread = thread or new_thread or uuid.uuid4().hex
         config = {"configurable": {"thread_id": thread}}
         state = self.graph.invoke(inputs, config)
         # the turn key is internal (not in the graph's output schema): read it from the checkpoint
@@ -172,3 +194,22 @@ class Conversation:
         """Every thread id with the time of its last step, most recent first."""
         self.graph  # noqa: B018 - opens the checkpointer
         return list_threads(self._graph.checkpointer)
+
+    def exists(self, thread: str) -> bool:
+        """Whether ``thread`` is a conversation in the thread store."""
+        return thread_exists(self.graph.checkpointer, thread)
+
+    def summaries(self) -> list[dict[str, Any]]:
+        """``marc thread list --json``: per thread, most recent first, its ``thread`` id, last
+        activity (``updated_at``, ISO 8601) and ``first_question`` (``None`` if it has none)."""
+        rows = []
+        for thread, ts in self.threads():
+            first = next((m["content"] for m in self.history(thread) if m["role"] == "user"), None)
+            rows.append(
+                {
+                    "thread": thread,
+                    "updated_at": ts.isoformat() if ts else None,
+                    "first_question": first,
+                }
+            )
+        return rows

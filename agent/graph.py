@@ -6,8 +6,12 @@
                                 └─ nothing ─────────────────→ END   (no stored event matches)
 
 - **rewrite** takes the last human message as the question and makes a follow-up standalone,
-  with the conversation so far: "after that" / "before that" become a time filter after the end
-  (before the start) of the previous answer's evidence, "same camera" / "there" its camera, and a
+  with the conversation so far. Filters the user gave (``camera``/``cameras``/``since``/
+  ``until`` in the input) stay with the thread: a later turn keeps them until it gives another
+  value for the same filter (which replaces it; a camera replaces cameras and the reverse) or
+  ``clear_filters`` (which forgets them all before this turn's own apply). Where the user set no
+  filter, "after that" / "before that" become a time filter after the end (before the start) of
+  the previous answer's evidence and "same camera" / "there" its camera, for that turn only; a
   question that leans on the previous one ("and where did it go?") is searched together with it.
   Rules, not a model, so the rewrite is the same on any machine and explainable in the answer.
 - **retrieve** is the Visual Memory Retriever (:class:`marc.memory.retrieval.Retriever`), k = 3,
@@ -99,7 +103,7 @@ def _previous_turn(messages: list[AnyMessage]) -> tuple[str | None, list[Citatio
     return None, []
 
 
-def rewrite(state: MarcState) -> dict[str, Any]:
+def rewrite(state: _State) -> dict[str, Any]:
     """The question, its standalone search text and the filters this turn uses."""
     messages = state.get("messages") or []
     humans = [m for m in messages if isinstance(m, HumanMessage)]
@@ -108,7 +112,11 @@ def rewrite(state: MarcState) -> dict[str, Any]:
     question = _text(humans[-1]).strip()
     prev_query, prev_evidence = _previous_turn(messages)
     query = question
-    wire = _user_filters(state)  # as the user wrote them; checked by Filters.parse
+    explicit = _explicit_filters(state)  # the user's, this turn's over the thread's
+    wire = {"camera": explicit.get("camera"), "since": explicit.get("since")}
+    wire["until"] = explicit.get("until")
+    if explicit.get("cameras"):
+        wire["cameras"] = list(explicit["cameras"])
     if prev_evidence:
         f = Filters.from_json(wire)
         prev = events(prev_evidence)
@@ -122,16 +130,30 @@ def rewrite(state: MarcState) -> dict[str, Any]:
             wire["camera"] = prev[0].camera
     if prev_query and (_LEANS_ON_PREVIOUS.search(question) or _AFTER.search(question)):
         query = f"{prev_query} {question}"
-    return {"question": question, "query": query, "filters": wire, "turn": uuid.uuid4().hex}
+    return {
+        "question": question,
+        "query": query,
+        "filters": wire,
+        "explicit_filters": explicit,
+        "turn": uuid.uuid4().hex,
+    }
 
 
-def _user_filters(state: MarcState) -> dict[str, Any]:
-    """The turn's own filters as given (ISO text), after checking them with the one parser."""
-    wire = {"camera": state.get("camera"), "since": state.get("since"), "until": state.get("until")}
-    if state.get("cameras"):
-        wire["cameras"] = list(state["cameras"])
-    Filters.from_json(wire)  # ValueError: a time that is not ISO 8601, or an empty one
-    return wire
+_FILTER_KEYS = ("camera", "cameras", "since", "until")
+
+
+def _explicit_filters(state: _State) -> dict[str, Any]:
+    """The filters the user set in this thread: the turn's own (ISO text, checked with the one
+    parser) over those earlier turns set (unless the turn clears them); unset ones left out."""
+    own = {k: state.get(k) for k in _FILTER_KEYS if state.get(k) is not None}
+    if "cameras" in own:
+        own["cameras"] = list(own["cameras"])
+    Filters.from_json(own)  # ValueError: a time that is not ISO 8601, or an empty one
+    kept = {} if state.get("clear_filters") else dict(state.get("explicit_filters") or {})
+    if "camera" in own or "cameras" in own:  # one camera replaces several and the reverse
+        kept.pop("camera", None)
+        kept.pop("cameras", None)
+    return {**kept, **own}
 
 
 def retrieve(state: MarcState, *, res: Resources) -> dict[str, Any]:
@@ -144,9 +166,11 @@ def retrieve(state: MarcState, *, res: Resources) -> dict[str, Any]:
     return {"hits": [h.to_json() for h in hits]}
 
 
-#: A turn's own inputs are cleared when it ends, so a later turn that gives no filter does not
-#: inherit this one's from the thread (derived filters come from the evidence, see rewrite).
-_TURN_INPUTS_DONE: dict[str, Any] = {"camera": None, "cameras": None, "since": None, "until": None}
+#: A turn's own inputs are cleared when it ends: the filters the user set live on in
+#: ``explicit_filters`` (see rewrite), derived ones come from the evidence each turn.
+_TURN_INPUTS_DONE: dict[str, Any] = {
+    "camera": None, "cameras": None, "since": None, "until": None, "clear_filters": False,
+}  # fmt: skip
 #: Compressed prompts kept for answer nodes; more than this many means some answer never ran.
 _MAX_PREPARED = 8
 
@@ -180,11 +204,13 @@ def graph_input(
     camera: str | None = None,
     since: str | None = None,
     until: str | None = None,
+    clear_filters: bool = False,
 ) -> MarcInput:
     """The graph's input for one question: the message and the filters' wire form.
 
     ``camera``/``since``/``until`` are the user's text, kept as written (``marc ask --json``
     shows them) over the same fields of ``filters``; a bad time raises ``ValueError`` here.
+    ``clear_filters`` forgets the filters earlier turns of the thread set.
     """
     wire = (filters or Filters()).to_json()
     for key, text in (("camera", camera), ("since", since), ("until", until)):
@@ -197,6 +223,8 @@ def graph_input(
     )  # fmt: skip
     if k is not None:
         out["k"] = k
+    if clear_filters:
+        out["clear_filters"] = True
     return out
 
 
@@ -263,6 +291,8 @@ def _meta(state: MarcState, evidence: list[Citation], visual: int, budget: int) 
 # ------------------------------------------------------------------------------ graph
 class _State(MarcState, total=False):
     turn: str  # key of this turn's compressed prompt in Resources.prepared
+    #: the filters the user set in the thread (input keys, ISO text), kept across turns
+    explicit_filters: dict[str, Any]
 
 
 def build_graph(

@@ -97,11 +97,13 @@ class Backend:
         thread: str | None = None,
         k: int = 3,
         evidence_dir: str | None = None,
+        clear_filters: bool = False,
     ) -> tuple[dict[str, Any], bytes | None]:
         """``marc ask --json``'s object and the contact sheet's PNG (``None`` without evidence)."""
         result = self.conversation.ask(
-            question, thread=thread, k=k, camera=camera, since=since, until=until
-        )
+            question, thread=thread, k=k, camera=camera, since=since, until=until,
+            clear_filters=clear_filters,
+        )  # fmt: skip
         if not result.evidence:
             return result.to_json(), None
         if evidence_dir is not None:
@@ -131,8 +133,11 @@ class Backend:
         """``marc events --json``'s list."""
         return self.archive.events(Path(video) if video else None)
 
-    def videos(self) -> list[dict[str, Any]]:
-        return self.archive.videos()
+    def videos(
+        self, cameras: list[str] | None = None, failed: bool = False
+    ) -> list[dict[str, Any]]:
+        """``marc videos --json``'s list."""
+        return self.archive.videos(cameras=cameras, failed=failed)
 
     def close(self) -> None:
         if "conversation" in self.__dict__:
@@ -170,8 +175,14 @@ def build_server(config: AgentConfig | Any = None) -> MCPServer:
         until: Until = None,
         thread: Annotated[
             str | None,
-            Field(description="Continue this conversation (the `thread` of an earlier answer)."),
+            Field(
+                description="Continue this conversation (the `thread` of an earlier answer; "
+                "an unknown id is an error). Its camera and times stay set until changed."
+            ),
         ] = None,
+        clear_filters: Annotated[
+            bool, Field(description="Forget the camera and times the thread's questions set.")
+        ] = False,
         k: Annotated[int, Field(ge=1, description="Events to retrieve.")] = 3,
         evidence_dir: Annotated[
             str | None,
@@ -180,7 +191,7 @@ def build_server(config: AgentConfig | Any = None) -> MCPServer:
     ) -> CallToolResult:
         data, sheet = await call(
             backend.ask, question, camera=camera, since=since, until=until, thread=thread, k=k,
-            evidence_dir=evidence_dir,
+            evidence_dir=evidence_dir, clear_filters=clear_filters,
         )  # fmt: skip
         content: list[ContentBlock] = [TextContent(type="text", text=_json(data))]
         if sheet is not None:
@@ -226,10 +237,16 @@ def build_server(config: AgentConfig | Any = None) -> MCPServer:
     @server.tool(
         structured_output=False,
         description="List the videos in the archive: path, camera, duration, recording start "
-        "and end, how many events are stored, and whether ingest is done or failed.",
+        "and end, how many events are stored, and its state: ok, missing (the file is gone), "
+        "failed (with the error) or pending.",
     )
-    async def videos() -> str:
-        return _json(await call(backend.videos))
+    async def videos(
+        cameras: Annotated[list[str] | None, Field(description="Only these cameras.")] = None,
+        failed: Annotated[
+            bool, Field(description="Only the files that could not be ingested.")
+        ] = False,
+    ) -> str:
+        return _json(await call(backend.videos, cameras, failed))
 
     def close() -> None:
         worker.submit(backend.close).result()

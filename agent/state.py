@@ -40,13 +40,18 @@ class Citation(TypedDict, total=False):
 
 class MarcInput(TypedDict, total=False):
     """What a caller passes in: a message list whose last human message is the question, plus
-    optional filters (ISO 8601 times) and ``k``."""
+    optional filters (ISO 8601 times) and ``k``.
+
+    The filters given stay with the thread: later turns use them until a turn gives another
+    value for the same filter, or ``clear_filters`` (this turn's filters, if any, then apply).
+    """
 
     messages: Annotated[list[AnyMessage], add_messages]
     camera: str | None
     cameras: list[str] | None  # several cameras (the Python API's Filters); camera: one
     since: str | None
     until: str | None
+    clear_filters: bool  # forget the filters earlier turns of the thread set
     k: int
 
 

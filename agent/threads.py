@@ -18,9 +18,34 @@ from pathlib import Path
 from typing import Any
 
 from marc.memory.core.config import ThreadsConfig, as_config
-from marc.memory.core.errors import StoreError, one_line
+from marc.memory.core.errors import ConfigError, StoreError, one_line
 
-__all__ = ["THREADS_SETUP_LOCK", "list_threads", "open_checkpointer", "threads_url"]
+__all__ = [
+    "THREADS_SETUP_LOCK",
+    "ThreadExists",
+    "UnknownThread",
+    "list_threads",
+    "open_checkpointer",
+    "thread_exists",
+    "threads_url",
+]
+
+
+class UnknownThread(ConfigError):
+    """A thread id to continue that no conversation has (a typo, or another thread store)."""
+
+    def __init__(self, thread: str) -> None:
+        super().__init__(f"{thread}: no such thread")
+        self.thread = thread
+
+
+class ThreadExists(ConfigError):
+    """A thread id to start that a conversation already has."""
+
+    def __init__(self, thread: str) -> None:
+        super().__init__(f"{thread}: a thread with this id exists already")
+        self.thread = thread
+
 
 THREADS_SETUP_LOCK = 0x4D524354
 """PostgreSQL advisory-lock key held around the thread store's migrations
@@ -80,6 +105,11 @@ def open_checkpointer(config: ThreadsConfig | Any) -> Iterator:
         yield saver
     finally:
         cm.__exit__(None, None, None)
+
+
+def thread_exists(checkpointer, thread: str) -> bool:
+    """Whether ``thread`` has any checkpoint in ``checkpointer``'s store."""
+    return checkpointer.get_tuple({"configurable": {"thread_id": thread}}) is not None
 
 
 def list_threads(checkpointer) -> list[tuple[str, datetime | None]]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from marc.memory.catalog import Catalog
 from marc.memory.core.config import MemoryConfig, as_config
-from marc.memory.core.events import EventRef
+from marc.memory.core.events import EventRef, Filters
 from marc.memory.ingest import Ingestor, IngestReport, Progress, no_progress, segment_video
 from marc.memory.reindex import Reindexer, ReindexReport
 from marc.memory.retrieval import ImageQuery, Retriever
@@ -91,8 +91,21 @@ class Archive:
             "evaluated": seg.evaluated,
         }
 
-    def events(self, video: Path | None = None) -> list[dict[str, Any]]:
-        """Stored events (the ``marc events`` JSON), of one video file or of all, in time order."""
+    def events(
+        self,
+        video: Path | None = None,
+        *,
+        filters: Filters | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Stored events (the ``marc events`` JSON), of one video file or of all, in time order.
+
+        ``filters`` (:class:`~marc.memory.core.events.Filters`: cameras, since/until, videos)
+        narrow them as they narrow a search; ``limit`` keeps the first so many.
+
+        Raises:
+            FileNotFoundError: ``video`` (or a filter's video) is not in the archive.
+        """
         vid = self.catalog.video_id_for(video) if video is not None else None
         return [
             {
@@ -105,19 +118,27 @@ class Archive:
                 "end_at": e.end_at.isoformat(),
                 "boundary": e.boundary,
             }
-            for e, v in self.catalog.events(vid)
+            for e, v in self.catalog.events(vid, filters=filters, limit=limit)
         ]
 
-    def videos(self) -> list[dict[str, Any]]:
-        """One row per video the catalog knows, by recording time (``marc mcp``'s ``videos``).
+    def videos(
+        self, *, cameras: Sequence[str] | None = None, failed: bool = False
+    ) -> list[dict[str, Any]]:
+        """One row per video the catalog knows, by recording time (``marc videos --json``, also
+        ``marc mcp``'s ``videos``); only those of ``cameras``, or only the ``failed`` ones.
 
         ``start_at`` is when the recording starts (``recorded_at``, from ``start_source``:
         metadata, file name or modification time), ``end_at`` that plus ``duration_s``;
-        ``status`` is ``done`` once its events are stored, ``failed`` (with ``error``) or
-        ``pending``; ``events`` counts its stored events.
+        ``status`` is the catalog's: ``done`` once its events are stored, ``failed`` (with
+        ``error``) or ``pending``; ``events`` counts its stored events. ``state`` is what a user
+        can rely on now: ``ok`` (done and its file is at ``path``), ``missing`` (done, but no
+        file at ``path`` any more), ``failed`` or ``pending``.
         """
         out = []
-        for v, n in self.catalog.videos_with_counts():
+        rows = self.catalog.videos_with_counts(
+            cameras=cameras, statuses=["failed"] if failed else None
+        )
+        for v, n in rows:
             end = (
                 v.recorded_at + timedelta(seconds=v.duration_s)
                 if v.recorded_at is not None and v.duration_s is not None
@@ -134,6 +155,7 @@ class Archive:
                     "start_source": v.recorded_at_source,
                     "events": n,
                     "status": v.status,
+                    "state": _state(v.status, v.path),
                     "error": v.error,
                     "fps": v.fps,
                     "width": v.width,
@@ -159,6 +181,7 @@ class Archive:
             "vectors": vectors,
             "failed": counts["failed"],
             "consistent": vectors == counts["events"],
+            "cameras": self.catalog.camera_counts(),
             "collections": collections,
             "home": str(self.config.store.home),
             "catalog": self.catalog.display_url,
@@ -176,3 +199,10 @@ class Archive:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _state(status: str, path: str) -> str:
+    """``ok``/``missing`` for an ingested video (is its file still there?), else its status."""
+    if status != "done":
+        return status
+    return "ok" if Path(path).is_file() else "missing"

@@ -270,7 +270,9 @@ class Ingestor(ArchiveParts):
         try:
             st = path.stat()
         except OSError as e:
-            self.catalog.fail_unreadable(spath, run_id, f"unreadable: {e.strerror or e}")
+            self.catalog.fail_unreadable(
+                spath, run_id, f"unreadable: {e.strerror or e}", camera_for(path, camera)
+            )
             raise MediaError(path, f"unreadable: {e.strerror or e}") from e
 
         if self.catalog.path_is_current(spath, st, key, self.collection):
@@ -280,7 +282,7 @@ class Ingestor(ArchiveParts):
         try:
             fp = fingerprint(path)
         except MediaError as e:
-            self.catalog.fail_unreadable(spath, run_id, e.problem)
+            self.catalog.fail_unreadable(spath, run_id, e.problem, camera_for(path, camera))
             raise
         vid = video_id(fp)
         claim = self.catalog.claim(vid, fp, spath, st, run_id, key, self.collection)
@@ -317,7 +319,7 @@ class Ingestor(ArchiveParts):
                 progress("stage", path=path, stage="embed")
                 vectors = self._embed(decoded, seg)
         except MediaError as e:
-            self.catalog.fail_video(vid, e.problem, spath, st)
+            self.catalog.fail_video(vid, e.problem, spath, st, camera_for(path, c.camera))
             raise
 
         origin, origin_source = recorded_at(path, info)

@@ -291,6 +291,41 @@ def test_rewrite_user_filters_win_and_the_last_answered_turn_counts():
     assert out["filters"] == {"camera": None, "since": None, "until": None}
 
 
+def test_rewrite_keeps_the_users_filters_for_the_thread_until_replaced_or_cleared():
+    kept = {"camera": "lobby", "since": "2024-01-31T08:00:00Z"}
+    after = [*_turn(HALL_Q), HumanMessage(FOLLOW_UP)]
+    out = rewrite({"messages": after, "explicit_filters": kept})
+    # the user's since wins over "after that"; both are kept for the next turn
+    assert out["filters"] == {"camera": "lobby", "since": kept["since"], "until": None}
+    assert out["explicit_filters"] == kept
+    # where the user set nothing, "after that" derives a time for this turn only
+    out = rewrite({"messages": after, "explicit_filters": {"camera": "lobby"}})
+    assert out["filters"] == {
+        "camera": "lobby", "since": "2024-01-31T08:10:01.400000+00:00", "until": None
+    }  # fmt: skip
+    assert out["explicit_filters"] == {"camera": "lobby"}
+    same = [*_turn(HALL_Q), HumanMessage("anything else on the same camera?")]
+    assert rewrite({"messages": same, "explicit_filters": kept})["filters"]["camera"] == "lobby"
+    # a new value replaces the kept one; one camera and several replace each other
+    out = rewrite({"messages": after, "explicit_filters": kept, "camera": "gate"})
+    assert out["explicit_filters"] == {**kept, "camera": "gate"}
+    out = rewrite({"messages": after, "explicit_filters": kept, "cameras": ["a", "b"]})
+    assert out["explicit_filters"] == {"since": kept["since"], "cameras": ["a", "b"]}
+    assert out["filters"]["camera"] is None and out["filters"]["cameras"] == ["a", "b"]
+    # clear_filters forgets them (the derived rules apply again), the turn's own still count
+    out = rewrite({"messages": after, "explicit_filters": kept, "clear_filters": True})
+    assert out["explicit_filters"] == {}
+    assert out["filters"] == {
+        "camera": None, "since": "2024-01-31T08:10:01.400000+00:00", "until": None
+    }  # fmt: skip
+    out = rewrite(
+        {"messages": after, "explicit_filters": kept, "clear_filters": True, "camera": "gate"}
+    )
+    assert out["explicit_filters"] == {"camera": "gate"}
+    with pytest.raises(ValueError, match="ISO"):
+        rewrite({"messages": after, "explicit_filters": kept, "until": "tomorrow"})
+
+
 # ----------------------------------------------------------------- the command line, end to end
 @pytest.mark.slow
 def test_ask_follow_up_in_another_process_and_evidence_export(arch, tmp_path):
@@ -366,8 +401,9 @@ def test_ask_follow_up_in_another_process_and_evidence_export(arch, tmp_path):
         assert got.size == want.size
         assert got.tobytes() == want.tobytes(), "the contact sheet differs (wall-clock times?)"
 
-    # a follow-up in a second process continues the thread
-    second = _json(_marc(arch, "ask", FOLLOW_UP, "--thread", thread, "--json"))
+    # a follow-up in a second process continues the thread; --clear-filters: on every camera
+    # (without it, the hall stays set: test_thread_ids_are_checked_and_listed...)
+    second = _json(_marc(arch, "ask", FOLLOW_UP, "--thread", thread, "--clear-filters", "--json"))
     assert second["thread"] == thread
     since = max(_at(c["end_at"]) for c in evidence)
     assert _at(second["filters"]["since"]) == since
@@ -386,6 +422,53 @@ def test_ask_follow_up_in_another_process_and_evidence_export(arch, tmp_path):
     assert [c["id"] for c in messages[1]["evidence"]] == [c["id"] for c in evidence]
     listed = _json(_marc(arch, "thread", "list", "--json"))
     assert thread in [t["thread"] for t in listed]
+
+
+@pytest.mark.slow
+def test_thread_ids_are_checked_and_listed_with_their_first_question(arch):
+    tid = "front-desk-" + uuid.uuid4().hex[:8]
+    unknown = _marc(arch, "ask", HALL_Q, "--thread", tid, "--json")
+    assert unknown.returncode == 2 and unknown.stdout == ""
+    (line,) = unknown.stderr.strip().splitlines()
+    assert f"{tid}: no such thread" in line and f"--new-thread {tid}" in line
+    assert tid not in [t["thread"] for t in _json(_marc(arch, "thread", "list", "--json"))]
+
+    first = _json(_marc(arch, "ask", HALL_Q, "--new-thread", tid, "--camera", "hall", "--json"))
+    assert first["thread"] == tid and _is_model_answer(first["answer"])
+    again = _marc(arch, "ask", HALL_Q, "--new-thread", tid)
+    assert again.returncode == 2 and "exists already" in again.stderr
+    # the follow-up keeps the user's camera (and derives its time from the evidence)
+    second = _json(_marc(arch, "ask", "what happened after that?", "--thread", tid, "--json"))
+    assert second["thread"] == tid and second["filters"]["camera"] == "hall"
+    assert second["filters"]["since"] and all(c["camera"] == "hall" for c in second["evidence"])
+    street = "is anyone on the street?"
+    third = _json(_marc(arch, "ask", street, "--thread", tid, "--clear-filters", "--json"))
+    assert third["filters"] == {"camera": None, "since": None, "until": None}
+
+    # chat: --new-thread starts one, --thread continues it (and refuses an unknown one)
+    chat_id = "chat-" + uuid.uuid4().hex[:8]
+    chat_q = "is anyone on the street?"
+    chat = subprocess.run(
+        [*MARC, "chat", "--new-thread", chat_id], input=f"{chat_q}\n\n", env=arch.env,
+        cwd=arch.cwd, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert chat.returncode == 0, chat.stderr
+    assert chat.stderr.strip().splitlines()[-1] == f"thread {chat_id}"
+    resumed = subprocess.run(
+        [*MARC, "chat", "--thread", chat_id], input="\n", env=arch.env, cwd=arch.cwd,
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert resumed.returncode == 0 and chat_q in resumed.stdout  # the history is shown
+
+    listed = {t["thread"]: t for t in _json(_marc(arch, "thread", "list", "--json"))}
+    assert listed[tid]["first_question"] == HALL_Q
+    assert listed[chat_id]["first_question"] == chat_q
+    assert set(listed[tid]) == {"thread", "updated_at", "first_question"}
+    assert _at(listed[chat_id]["updated_at"]) >= _at(listed[tid]["updated_at"])
+    order = list(listed)
+    assert order.index(chat_id) < order.index(tid)  # most recent first
+    table = _marc(arch, "thread", "list")
+    assert table.returncode == 0 and tid in table.stdout and "who walked" in table.stdout
 
 
 @pytest.mark.slow
@@ -626,7 +709,7 @@ def test_interrupted_answer_leaves_the_thread_consistent(arch, tmp_path):
         return [(m["role"], m["content"]) for m in conv.history(thread)]
 
     with Conversation(good) as conv:
-        first = conv.ask(HALL_Q, thread=thread, camera="hall")
+        first = conv.ask(HALL_Q, new_thread=thread, camera="hall")
     street_q = "what passed on the street?"
     with Conversation(broken) as conv:
         with pytest.raises(ModelError, match=re.escape(url)):
@@ -699,17 +782,27 @@ def test_langgraph_json_points_at_a_compiled_graph(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_a_turns_filters_do_not_leak_into_the_next_turn(arch):
-    """Filters are per turn: a later turn that passes only messages gets none of them, and a
-    'nothing found' turn reports no timings of its own instead of the previous turn's."""
+def test_the_users_filters_stay_with_the_thread_until_cleared(arch):
+    """The user's filters are kept by later turns that give none (replaced by a new value,
+    forgotten with clear_filters); a 'nothing found' turn reports no timings of its own instead
+    of the previous turn's, and the turn's own inputs are not left in the state."""
     graph = build_graph(_settings(arch.home), InMemorySaver())
     config = {"configurable": {"thread_id": uuid.uuid4().hex}}
     try:
         first = graph.invoke({"messages": [HumanMessage(HALL_Q)], "camera": "hall"}, config)
         assert first["filters"]["camera"] == "hall" and first["timings"]
+        follow = graph.invoke({"messages": [HumanMessage("what happened after that?")]}, config)
+        assert follow["filters"]["camera"] == "hall"  # kept, with the derived time
+        assert _at(follow["filters"]["since"]) == max(_at(c["end_at"]) for c in first["evidence"])
+        assert all(c["camera"] == "hall" for c in follow["evidence"])
         nothing = graph.invoke({"messages": [HumanMessage("q")], "camera": "no-such"}, config)
         assert nothing["answer"].startswith("Nothing") and nothing["timings"] == {}
-        plain = graph.invoke({"messages": [HumanMessage("who is in the street?")]}, config)
+        kept = graph.invoke({"messages": [HumanMessage("who is in the street?")]}, config)
+        assert kept["filters"]["camera"] == "no-such" and kept["evidence"] == []
+        assert kept["camera"] is None  # the input itself is cleared when the turn ends
+        plain = graph.invoke(
+            {"messages": [HumanMessage("who is in the street?")], "clear_filters": True}, config
+        )
         assert plain["filters"] == {"camera": None, "since": None, "until": None}
         assert plain["evidence"]
     finally:

@@ -116,7 +116,8 @@ def test_graph_schemas_name_the_inputs(tmp_path):
     graph = build_graph(_settings(tmp_path / "home"))
     inputs = graph.get_input_jsonschema()["properties"]
     outputs = graph.get_output_jsonschema()["properties"]
-    assert set(inputs) == {"messages", "camera", "cameras", "since", "until", "k"}
+    assert set(inputs) == {"messages", "camera", "cameras", "since", "until", "clear_filters", "k"}
+    assert "explicit_filters" not in inputs
     assert {"messages", "camera", "since", "until", "answer", "evidence"} <= set(outputs)
     assert "turn" not in outputs  # internal to a turn
 

@@ -25,10 +25,29 @@ thread_app = typer.Typer(help="Read conversation threads.", no_args_is_help=True
 app.add_typer(thread_app, name="thread")
 
 
+NewThreadOpt = Annotated[
+    str | None,
+    typer.Option("--new-thread", metavar="ID", help="Start a new thread with this id."),
+]
+
+
 def _conversation():
     from marc.agent.conversation import Conversation
 
     return Conversation(settings().agent)
+
+
+def _check_thread(conv, thread: str | None, new_thread: str | None) -> None:
+    """``--thread`` must name a thread that exists, ``--new-thread`` one that does not (exit 2)."""
+    if thread is not None and new_thread is not None:
+        raise ConfigError("give --thread ID (continue) or --new-thread ID (start), not both")
+    if thread is not None and not conv.exists(thread):
+        raise ConfigError(
+            f"{thread}: no such thread (`marc thread list` shows them; "
+            f"--new-thread {thread} starts one with this id)"
+        )
+    if new_thread is not None and conv.exists(new_thread):
+        raise ConfigError(f"{new_thread}: a thread with this id exists already (use --thread)")
 
 
 def _print_answer(result, evidence_files=None) -> None:
@@ -56,10 +75,21 @@ def _print_answer(result, evidence_files=None) -> None:
 def ask(
     question: Annotated[str, typer.Argument(help="The question, in words.")],
     thread: ThreadOpt = None,
+    new_thread: NewThreadOpt = None,
     k: Annotated[int, typer.Option("--k", "-k", min=1, help="Events to retrieve.")] = 3,
-    camera: Annotated[str | None, typer.Option(help="Only this camera.")] = None,
+    camera: Annotated[
+        str | None, typer.Option(help="Only this camera (kept by the thread's next questions).")
+    ] = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
+    clear_filters: Annotated[
+        bool,
+        typer.Option(
+            "--clear-filters",
+            help="Forget the camera and times earlier questions of the thread set "
+            "(those given with this question apply).",
+        ),
+    ] = False,
     evidence: Annotated[
         Path | None,
         typer.Option(help="Write a contact sheet and one clip per cited event into this folder."),
@@ -68,7 +98,11 @@ def ask(
 ) -> None:
     """Ask the archive a question; the answer cites the events it comes from."""
     with _conversation() as conv:
-        result = conv.ask(question, thread=thread, k=k, camera=camera, since=since, until=until)
+        _check_thread(conv, thread, new_thread)
+        result = conv.ask(
+            question, thread=thread, new_thread=new_thread, k=k, camera=camera, since=since,
+            until=until, clear_filters=clear_filters,
+        )  # fmt: skip
     files = result.export_evidence(evidence) if evidence is not None else None
     if as_json:
         print_json(result.to_json(files))
@@ -79,6 +113,7 @@ def ask(
 @app.command()
 def chat(
     thread: ThreadOpt = None,
+    new_thread: NewThreadOpt = None,
 ) -> None:
     """Talk to the archive in the terminal (empty line, `exit` or Ctrl-D to leave)."""
     from rich.prompt import Prompt
@@ -86,6 +121,7 @@ def chat(
     from marc.agent._cli.app import report
 
     with _conversation() as conv:
+        _check_thread(conv, thread, new_thread)
         if thread:
             for m in conv.history(thread):
                 who = "you" if m["role"] == "user" else "marc"
@@ -98,11 +134,11 @@ def chat(
             if question.strip() in ("", "exit", "quit"):
                 break
             try:
-                result = conv.ask(question, thread=thread)
+                result = conv.ask(question, thread=thread, new_thread=new_thread)
             except (ConfigError, ValueError) as e:  # a bad question: say so, keep chatting
                 report(e)
                 continue
-            thread = result.thread
+            thread, new_thread = result.thread, None
             _print_answer(result)
     if thread:
         err.print(f"thread {thread}", highlight=False)
@@ -141,12 +177,17 @@ def thread_show(
 
 @thread_app.command("list")
 def thread_list(as_json: JsonOpt = False) -> None:
-    """List the conversation threads, most recent first."""
+    """List the conversation threads, most recent first, with their first question."""
     with _conversation() as conv:
-        threads = conv.threads()
-    rows = [{"thread": t, "updated_at": ts.isoformat() if ts else None} for t, ts in threads]
+        rows = conv.summaries()
     if as_json:
         print_json(rows)
         return
+    if not rows:
+        out.print("no threads", highlight=False)
+        return
+    table = Table("thread", "last activity", "first question")
+    table.columns[2].overflow = "fold"
     for r in rows:
-        out.print(f"{r['thread']}  {r['updated_at'] or ''}", highlight=False)
+        table.add_row(r["thread"], (r["updated_at"] or "")[:19], r["first_question"] or "")
+    out.print(table)

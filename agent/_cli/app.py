@@ -126,7 +126,8 @@ UntilOpt = Annotated[
     typer.Option(help="Only events starting before this ISO time, or through this date."),
 ]
 ThreadOpt = Annotated[
-    str | None, typer.Option(help="Continue this conversation thread (default: a new one).")
+    str | None,
+    typer.Option(metavar="ID", help="Continue this existing thread (default: start a new one)."),
 ]
 
 

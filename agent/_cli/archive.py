@@ -1,4 +1,4 @@
-"""``marc events``, ``marc search``, ``marc status``: reading the archive."""
+"""``marc events``, ``marc videos``, ``marc search``, ``marc status``: reading the archive."""
 
 from __future__ import annotations
 
@@ -12,17 +12,31 @@ from marc.agent._cli.app import JsonOpt, SinceOpt, UntilOpt, app, out, print_jso
 from marc.agent._cli.ingest import _archive
 from marc.memory.core.errors import ConfigError
 
+CameraOpt = Annotated[
+    list[str] | None, typer.Option("--camera", help="Only this camera (repeatable).")
+]
+
 
 @app.command()
 def events(
     video: Annotated[
-        Path | None, typer.Option("--video", help="Only the events of this file.")
+        list[Path] | None,
+        typer.Option("--video", help="Only the events of this file or video id (repeatable)."),
+    ] = None,
+    camera: CameraOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="At most this many events.")
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List stored events."""
+    """List stored events, in time order."""
+    from marc.memory.core.events import Filters
+
+    filters = Filters.parse(cameras=camera, since=since, until=until, videos=video)
     with _archive() as archive:
-        rows = archive.events(video)
+        rows = archive.events(filters=filters, limit=limit)
     if as_json:
         print_json(rows)
         return
@@ -41,6 +55,39 @@ def events(
 
 
 @app.command()
+def videos(
+    camera: CameraOpt = None,
+    failed: Annotated[
+        bool, typer.Option("--failed", help="Only the files that could not be ingested.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the videos in the archive: camera, file, duration, recording time, events, state."""
+    with _archive() as archive:
+        rows = archive.videos(cameras=camera, failed=failed)
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        out.print("no videos" + (" failed" if failed else ""), highlight=False)
+        return
+    table = Table("camera", "file", "duration", "start_at", "from", "events", "state")
+    table.columns[1].overflow = table.columns[-1].overflow = "fold"
+    for r in rows:
+        state = r["state"] + (f": {r['error']}" if r["error"] else "")
+        table.add_row(
+            r["camera"],
+            r["path"],
+            "" if r["duration_s"] is None else f"{r['duration_s']:.1f} s",
+            (r["start_at"] or "")[:19],
+            r["start_source"] or "",
+            str(r["events"]),
+            state,
+        )
+    out.print(table)
+
+
+@app.command()
 def search(
     text: Annotated[
         str | None, typer.Argument(help="What to look for, in words (or use --image).")
@@ -49,9 +96,7 @@ def search(
         Path | None, typer.Option("--image", help="Find events that look like this picture.")
     ] = None,
     k: Annotated[int, typer.Option("--k", "-k", min=1, help="How many events.")] = 3,
-    camera: Annotated[
-        list[str] | None, typer.Option("--camera", help="Only this camera (repeatable).")
-    ] = None,
+    camera: CameraOpt = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
     video: Annotated[
@@ -98,3 +143,8 @@ def status(as_json: JsonOpt = False) -> None:
     for key in ("videos", "events", "vectors", "failed", "consistent", "home", "catalog"):
         out.print(f"{key:>13}: {st[key]}", highlight=False)
     out.print(f"{'vector_store':>13}: {st['vector_store']}", highlight=False)
+    if st["cameras"]:
+        table = Table("camera", "videos", "events", "failed")
+        for name, c in st["cameras"].items():
+            table.add_row(name or "(none)", str(c["videos"]), str(c["events"]), str(c["failed"]))
+        out.print(table)

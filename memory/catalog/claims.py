@@ -171,20 +171,24 @@ class IngestClaims:
             video.status, video.error = "done", None
             return _remember_path(s, video, path, st)
 
-    def fail_video(self, vid: str, problem: str, path: str, st: os.stat_result) -> None:
-        """Mark claimed video ``vid`` ``failed`` with ``problem``, seen at ``path``."""
+    def fail_video(
+        self, vid: str, problem: str, path: str, st: os.stat_result, camera: str = ""
+    ) -> None:
+        """Mark claimed video ``vid`` ``failed`` with ``problem``, seen at ``path`` (a file of
+        ``camera``, so ``marc videos --camera`` lists it)."""
         with self.session() as s:
             video = s.get(Video, vid)
-            video.status, video.error = "failed", problem
+            video.status, video.error, video.camera = "failed", problem, camera
             _remember_path(s, video, path, st)
 
-    def fail_unreadable(self, path: str, run_id: int, problem: str) -> None:
-        """Record a file that could not be read at all (so it has no fingerprint: the row is
-        keyed by its path)."""
+    def fail_unreadable(self, path: str, run_id: int, problem: str, camera: str = "") -> None:
+        """Record a file of ``camera`` that could not be read at all (so it has no fingerprint:
+        the row is keyed by its path)."""
         pid = path_video_id(path)
         with self.session() as s:
             video = s.get(Video, pid) or Video(id=pid, path=path)
             video.status, video.error, video.run_id = "failed", problem, run_id
+            video.camera = camera
             s.merge(video)
 
     def forget_if_orphaned(self, vid: str) -> str | None:

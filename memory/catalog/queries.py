@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from marc.memory.catalog.models import Event, Video, VideoPath
+from marc.memory.core.events import Filters
 from marc.memory.fingerprint import fingerprint, video_id
 
 
@@ -86,9 +87,16 @@ class CatalogQueries:
             ).all()
         return {e.id: (e, v) for e, v in rows}
 
-    def events(self, vid: str | None = None) -> list[tuple[Event, Video]]:
+    def events(
+        self, vid: str | None = None, *, filters: Filters | None = None, limit: int | None = None
+    ) -> list[tuple[Event, Video]]:
         """Events of committed videos (or of video ``vid``) with their video, in time order:
-        by the videos' recording time and path, then by index."""
+        by the videos' recording time and path, then by index.
+
+        ``filters`` narrow them as a search does (cameras; events that end after ``since`` and
+        start before ``until``; videos given by id, ingested path or a copy), ``limit`` keeps the
+        first so many.
+        """
         q = (
             select(Event, Video)
             .join(Video)
@@ -97,20 +105,59 @@ class CatalogQueries:
         )
         if vid is not None:
             q = q.where(Video.id == vid)
+        if filters is not None:
+            if filters.cameras is not None:
+                q = q.where(Video.camera.in_(filters.cameras))
+            if filters.since is not None:
+                q = q.where(Event.end_at > filters.since)
+            if filters.until is not None:
+                q = q.where(Event.start_at < filters.until)
+            if filters.videos is not None:
+                q = q.where(Video.id.in_([self.video_id_for(v) for v in filters.videos]))
+        if limit is not None:
+            q = q.limit(limit)
         with self.session() as s:
             return [(e, v) for e, v in s.execute(q).all()]
 
-    def videos_with_counts(self) -> list[tuple[Video, int]]:
-        """Every video the catalog knows (any status) with its number of stored events, by
-        recording time then path."""
+    def videos_with_counts(
+        self, *, cameras: Sequence[str] | None = None, statuses: Sequence[str] | None = None
+    ) -> list[tuple[Video, int]]:
+        """Every video the catalog knows (any status, or one of ``statuses``; of any camera, or
+        one of ``cameras``) with its number of stored events, by recording time then path."""
         counts = select(Event.video_id, func.count().label("n")).group_by(Event.video_id).subquery()
         q = (
             select(Video, func.coalesce(counts.c.n, 0))
             .outerjoin(counts, counts.c.video_id == Video.id)
             .order_by(Video.recorded_at, Video.path)
         )
+        if cameras is not None:
+            q = q.where(Video.camera.in_(list(cameras)))
+        if statuses is not None:
+            q = q.where(Video.status.in_(list(statuses)))
         with self.session() as s:
             return [(v, int(n)) for v, n in s.execute(q).all()]
+
+    def camera_counts(self) -> dict[str, dict[str, int]]:
+        """Per camera: ``videos`` (ingested), ``events`` (of those) and ``failed`` files, by
+        camera name (``marc status``'s ``cameras``); cameras with only claims are left out."""
+        n_events = (
+            select(Event.video_id, func.count().label("n")).group_by(Event.video_id).subquery()
+        )
+        q = (
+            select(Video.camera, Video.status, func.count(), func.sum(n_events.c.n))
+            .outerjoin(n_events, n_events.c.video_id == Video.id)
+            .where(Video.status.in_(["done", "failed"]))
+            .group_by(Video.camera, Video.status)
+        )
+        out: dict[str, dict[str, int]] = {}
+        with self.session() as s:
+            for camera, status, videos, events in s.execute(q).all():
+                row = out.setdefault(camera or "", {"videos": 0, "events": 0, "failed": 0})
+                if status == "done":
+                    row["videos"], row["events"] = int(videos), int(events or 0)
+                else:
+                    row["failed"] = int(videos)
+        return dict(sorted(out.items()))
 
     def move_video(self, vid: str, collection: str, path: str) -> None:
         """Record that video ``vid``'s vectors are now in ``collection``, embedded from ``path``
