@@ -13,6 +13,16 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+#: The environment of the tests' tiny-model archives run as real processes (test_agent,
+#: test_serving, test_vllm_server): short events, 16 frames, short answers.
+TINY_ENV = {
+    "MARC_MODELS": "tiny",
+    "MARC_MAX_EVENT_S": "4.0",
+    "MARC_MIN_EVENT_S": "1.0",
+    "MARC_VLM_FRAMES": "16",
+    "MARC_VLM_MAX_NEW_TOKENS": "8",
+}
+
 #: ``answer(method, path, headers, body) -> (status, content type, text)``
 Answer = Callable[[str, str, object, bytes], tuple[int, str, str]]
 

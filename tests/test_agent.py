@@ -31,6 +31,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from _services import TINY_ENV
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, MessagesState, StateGraph
@@ -76,13 +77,6 @@ TINY = dict(
     vlm_backend="transformers",
     min_score=None,
 )
-TINY_ENV = {
-    "MARC_MODELS": "tiny",
-    "MARC_MAX_EVENT_S": "4.0",
-    "MARC_MIN_EVENT_S": "1.0",
-    "MARC_VLM_FRAMES": "16",
-    "MARC_VLM_MAX_NEW_TOKENS": "8",
-}
 
 
 def _settings(home: Path, **kw) -> Settings:

@@ -27,6 +27,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from _services import TINY_ENV
 from PIL import Image
 
 from marc.agent.graph import build_graph
@@ -42,13 +43,6 @@ NODES = ["rewrite", "retrieve", "compress", "answer", "cite"]
 CLIPS = {
     "hall": ("hall_20240131_080000.mp4", "vtest", 20.0),
     "street": ("street_20240131_081000.mp4", "carphone_pristine", 4.0),
-}
-TINY_ENV = {
-    "MARC_MODELS": "tiny",
-    "MARC_MAX_EVENT_S": "4.0",
-    "MARC_MIN_EVENT_S": "1.0",
-    "MARC_VLM_FRAMES": "16",
-    "MARC_VLM_MAX_NEW_TOKENS": "8",
 }
 
 

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import _services
 import httpx
 import pytest
 import torch
@@ -44,13 +45,7 @@ MARC = [sys.executable, "-m", "marc.agent._cli"]
 SERVED = "marc-student"
 KEY = "s3cret"
 QUESTION = "who walked through the hall?"
-TINY_ENV = {  # as tests/test_agent.py's archive, answers of at most 16 tokens
-    "MARC_MODELS": "tiny",
-    "MARC_MAX_EVENT_S": "4.0",
-    "MARC_MIN_EVENT_S": "1.0",
-    "MARC_VLM_FRAMES": "16",
-    "MARC_VLM_MAX_NEW_TOKENS": "16",
-}
+TINY_ENV = {**_services.TINY_ENV, "MARC_VLM_MAX_NEW_TOKENS": "16"}  # answers of 16 tokens
 
 
 def _free_port() -> int:
