@@ -1,0 +1,88 @@
+"""Issue 17's one-line contract, checked on the real ``marc`` process and generated media: a bad
+setting, a bad time, a file that is not a regular file, a bad evidence folder, a time-lapse.
+
+Each failure is one line on stderr (the last one, after any progress display) with the exit code
+of the CLI's policy: ``2`` for what the user wrote, ``1`` for what went wrong at run time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def marc(*args: str | Path, env: dict[str, str] | None = None, timeout: float = 180):
+    """Run ``marc ARGS`` in a new process (the environment of the test plus ``env``)."""
+    return subprocess.run(
+        [sys.executable, "-m", "marc.agent._cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )
+
+
+def error_line(p: subprocess.CompletedProcess) -> str:
+    """The one error line: no traceback, and no other line that is an error."""
+    assert "Traceback" not in p.stderr + p.stdout, p.stderr
+    errors = [ln for ln in p.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1, p.stderr
+    return errors[0]
+
+
+def status(env: dict[str, str] | None = None) -> dict:
+    p = marc("status", "--json", env=env)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+@pytest.fixture
+def clip(tmp_path: Path, run_ffmpeg) -> Path:
+    """A 6 s, 10 fps test pattern (one event with the tiny models)."""
+    out = tmp_path / "footage" / "cam" / "clip.mp4"
+    out.parent.mkdir(parents=True)
+    run_ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=10", "-t", "6",
+               "-pix_fmt", "yuv420p", out)  # fmt: skip
+    return out
+
+
+# ------------------------------------------------------------------ item 7: the settings
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"MARC_DEVICE": "banana"}, "MARC_DEVICE: 'banana' is not a torch device"),
+        ({"MARC_MAX_EVENT_S": "inf"}, "MARC_MAX_EVENT_S: Input should be a finite number"),
+        ({"MARC_CUT_THRESHOLD": "nan"}, "MARC_CUT_THRESHOLD"),
+        ({"MARC_HOME": "/etc/passwd"}, "MARC_HOME: /etc/passwd is a file, not a folder"),
+        ({"MARC_HOME": "/etc/passwd/sub"}, "MARC_HOME: /etc/passwd/sub lies under the file"),
+        ({"MARC_HOME": "/proc/self"}, "is on a virtual file system"),
+    ],
+)
+def test_an_invalid_setting_is_one_line_and_exit_2_before_any_work(env, says, marc_home, clip):
+    p = marc("ingest", clip, env=env)
+    assert p.returncode == 2, p.stderr
+    line = error_line(p)
+    assert line.startswith("error: invalid setting") and says in line, line
+    assert not marc_home.exists()  # refused at start-up: nothing was created, nothing claimed
+
+
+@pytest.mark.slow
+def test_a_device_the_machine_lacks_is_one_line_at_model_load_and_claims_nothing(marc_home, clip):
+    pytest.importorskip("torch")
+    import torch
+
+    if torch.cuda.device_count() >= 8:
+        pytest.skip("this machine has cuda:7")
+    p = marc("ingest", clip, env={"MARC_DEVICE": "cuda:7"})
+    assert p.returncode == 2, p.stderr
+    assert "MARC_DEVICE=cuda:7 but this machine has" in error_line(p)
+    s = status()
+    assert (s["videos"], s["failed"]) == (0, 0), s  # the file is neither done nor failed
+    p = marc("ingest", clip)  # the same file ingests once the device is right
+    assert p.returncode == 0, p.stderr
+    assert status()["videos"] == 1
