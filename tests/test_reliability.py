@@ -86,3 +86,63 @@ def test_a_device_the_machine_lacks_is_one_line_at_model_load_and_claims_nothing
     p = marc("ingest", clip)  # the same file ingests once the device is right
     assert p.returncode == 0, p.stderr
     assert status()["videos"] == 1
+
+
+# ------------------------------------------------------------------ item 8: times out of range
+OUT_OF_RANGE = ["9999-12-31", "0001-01-01T00:00:00+14:00"]
+
+
+@pytest.mark.parametrize("text", OUT_OF_RANGE)
+def test_a_time_out_of_range_is_a_value_error(text):
+    from marc.memory.core.events import Filters
+    from marc.memory.core.timeline import parse_time
+
+    with pytest.raises(ValueError, match="out of range"):
+        Filters.parse(since=text, until=text)
+    assert parse_time("9999-12-30", end_of_day=True).isoformat() == "9999-12-31T00:00:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("option", "text", "says"),
+    [
+        ("--until", "9999-12-31", "'9999-12-31' is out of range"),
+        ("--since", "0001-01-01T00:00:00+14:00", "is out of range"),
+        ("--since", "", "--since is empty"),
+    ],
+)
+def test_search_with_a_bad_time_is_one_line_and_exit_2(option, text, says, marc_home):
+    p = marc("search", "people", option, text)
+    assert p.returncode == 2, p.stderr
+    assert says in error_line(p)
+
+
+def _messages(thread: str) -> list[dict]:
+    p = marc("thread", "show", thread, "--json")
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)["messages"]
+
+
+@pytest.mark.slow
+def test_a_failed_ask_leaves_no_half_turn_in_its_thread(marc_home, clip):
+    assert marc("ingest", clip).returncode == 0
+    first = marc("ask", "what moves?", "--json")
+    assert first.returncode == 0, first.stderr
+    thread = json.loads(first.stdout)["thread"]
+    assert len(_messages(thread)) == 2
+
+    for option, text in [("--until", OUT_OF_RANGE[0]), ("--since", OUT_OF_RANGE[1])]:
+        p = marc("ask", "and then?", "--thread", thread, option, text)
+        assert p.returncode == 2 and "out of range" in error_line(p)
+    # the answer model fails after the question entered the graph (no server on port 9)
+    down = {"MARC_VLM_BACKEND": "vllm", "MARC_VLM_URL": "http://127.0.0.1:9/v1"}
+    p = marc("ask", "and then?", "--thread", thread, env=down)
+    assert p.returncode == 1 and "cannot reach the vLLM server" in error_line(p)
+    assert [m["role"] for m in _messages(thread)] == ["user", "assistant"]  # rolled back
+    p = marc("ask", "a new thread?", env=down)  # a new thread that failed is not kept at all
+    assert p.returncode == 1
+    listed = marc("thread", "list", "--json")
+    assert [t["thread"] for t in json.loads(listed.stdout)] == [thread]
+
+    again = marc("ask", "and then?", "--thread", thread)  # the thread goes on normally
+    assert again.returncode == 0, again.stderr
+    assert [m["role"] for m in _messages(thread)] == ["user", "assistant"] * 2
