@@ -146,3 +146,22 @@ def test_a_failed_ask_leaves_no_half_turn_in_its_thread(marc_home, clip):
     again = marc("ask", "and then?", "--thread", thread)  # the thread goes on normally
     assert again.returncode == 0, again.stderr
     assert [m["role"] for m in _messages(thread)] == ["user", "assistant"] * 2
+
+
+# ------------------------------------------------------------------ item 3: not a regular file
+@pytest.mark.slow
+def test_a_fifo_or_device_named_on_the_command_line_is_its_own_failure_never_a_hang(
+    marc_home, clip, tmp_path
+):
+    fifo, zero = tmp_path / "y.mp4", tmp_path / "z.mp4"
+    os.mkfifo(fifo)
+    zero.symlink_to("/dev/zero")
+    p = marc("ingest", fifo, zero, clip, timeout=120)  # a hang is a TimeoutExpired here
+    assert p.returncode == 1, p.stderr
+    failed = [ln for ln in p.stderr.splitlines() if ln.startswith("failed:")]
+    assert failed == [
+        f"failed: {fifo}: not a regular file (a FIFO); only regular files are ingested",
+        f"failed: {zero}: not a regular file (a character device); only regular files are ingested",
+    ], p.stderr
+    s = status()
+    assert (s["videos"], s["failed"], s["consistent"]) == (1, 2, True), s  # the clip went in
