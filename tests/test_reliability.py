@@ -165,3 +165,29 @@ def test_a_fifo_or_device_named_on_the_command_line_is_its_own_failure_never_a_h
     ], p.stderr
     s = status()
     assert (s["videos"], s["failed"], s["consistent"]) == (1, 2, True), s  # the clip went in
+
+
+# ------------------------------------------------------------------ item 9: --evidence
+@pytest.mark.slow
+def test_ask_prints_the_answer_before_an_evidence_error_and_refuses_system_folders(
+    marc_home, clip, tmp_path
+):
+    assert marc("ingest", clip).returncode == 0
+    for root in ["/", "/etc", "/usr", "/proc/self", str(Path.home())]:  # refused before asking
+        p = marc("ask", "what moves?", "--evidence", root)
+        assert p.returncode == 2 and p.stdout == "", p.stderr
+        assert f"--evidence {root}: a system folder" in error_line(p)
+    assert json.loads(marc("thread", "list", "--json").stdout) == []  # nothing was asked
+
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(tmp_path / "nowhere" / "x")
+    for folder in [a_file, dangling, Path("/etc/passwd/sub")]:
+        p = marc("ask", "what moves?", "--evidence", folder, "--json")
+        assert p.returncode == 1, p.stderr
+        answer = json.loads(p.stdout)  # the whole answer came first
+        assert answer["answer"] and answer["evidence"], answer
+        assert f"--evidence {folder}: cannot write the evidence" in error_line(p)
+        assert len(_messages(answer["thread"])) == 2  # and it was saved in its thread
+    assert a_file.read_text() == "mine" and not dangling.exists()
