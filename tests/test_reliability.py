@@ -191,3 +191,24 @@ def test_ask_prints_the_answer_before_an_evidence_error_and_refuses_system_folde
         assert f"--evidence {folder}: cannot write the evidence" in error_line(p)
         assert len(_messages(answer["thread"])) == 2  # and it was saved in its thread
     assert a_file.read_text() == "mine" and not dangling.exists()
+
+
+# ------------------------------------------------------------------ item 1: a time-lapse
+@pytest.mark.slow
+def test_a_time_lapse_below_one_frame_a_minute_is_ingested_with_its_neighbours(
+    marc_home, clip, tmp_path, run_ffmpeg
+):
+    folder = tmp_path / "lowfps" / "cam"
+    folder.mkdir(parents=True)
+    lapse = folder / "timelapse.mp4"  # a frame every 5 minutes for 20 minutes: "0.0033 fps"
+    run_ffmpeg("-f", "lavfi", "-i", "testsrc=size=320x240:rate=1/300", "-t", "1200",
+               "-c:v", "libx264", "-pix_fmt", "yuv420p", lapse)  # fmt: skip
+    (folder / "zz_after.mp4").write_bytes(clip.read_bytes())  # sorts after it: must go in too
+    p = marc("ingest", folder.parent)
+    assert p.returncode == 0, p.stderr
+    s = status()
+    assert (s["videos"], s["failed"], s["consistent"]) == (2, 0, True), s
+    events = json.loads(marc("events", "--json").stdout)
+    spans = [(e["start_s"], e["end_s"]) for e in events if e["video"] == str(lapse)]
+    assert spans[0][0] == 0 and spans[-1][1] == pytest.approx(1200, rel=0.02), spans
+    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False))  # they tile
