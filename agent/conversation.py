@@ -14,7 +14,7 @@ process continues in another.
 from __future__ import annotations
 
 import uuid
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -144,8 +144,10 @@ class Conversation:
         Raises:
             UnknownThread: ``thread`` has no conversation (nothing is stored).
             ThreadExists: ``new_thread`` has one already.
-            ValueError: an empty question, a bad time, or both ``thread`` and ``new_thread``.
-            MarcError: the store, the models or the vLLM server failed (one line).
+            ValueError: an empty question, a bad time, or both ``thread`` and ``new_thread``
+                (nothing ran, the thread is unchanged).
+            MarcError: the store, the models or the vLLM server failed (one line); the thread is
+                rolled back to before the question, so it never holds an unanswered turn.
         """
         if not question.strip():
             raise ValueError("the question is empty")
@@ -161,7 +163,12 @@ class Conversation:
             raise ThreadExists(new_thread)
         thread = thread or new_thread or uuid.uuid4().hex
         config = {"configurable": {"thread_id": thread}}
-        state = self.graph.invoke(inputs, config)
+        before = self.graph.get_state(config)
+        try:
+            state = self.graph.invoke(inputs, config)
+        except BaseException:  # the store, the models, Ctrl-C: no question is left unanswered
+            self._roll_back(thread, before)
+            raise
         # the turn key is internal (not in the graph's output schema): read it from the checkpoint
         turn = self.graph.get_state(config).values.get("turn", "")
         return AskResult(
@@ -176,6 +183,19 @@ class Conversation:
             timings=dict(state.get("timings", {})),
             model_frames=self._resources.model_frames.pop(turn, None),
         )
+
+    def _roll_back(self, thread: str, before) -> None:
+        """Put ``thread`` back as it was before a turn that failed: its last complete checkpoint
+        copied as the newest one (history stays append-only), or no thread at all if it is new.
+        """
+        checkpointer = self.graph.checkpointer
+        if checkpointer is None:
+            return
+        with suppress(Exception):  # the turn's own error is the one to report
+            if before.created_at is None:
+                checkpointer.delete_thread(thread)
+            else:
+                self.graph.update_state(before.config, None, as_node="__copy__")
 
     def history(self, thread: str) -> list[dict[str, Any]]:
         """The thread's messages as ``{"role": "user"|"assistant", "content": str}`` (assistant

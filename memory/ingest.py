@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -274,6 +275,10 @@ class Ingestor(ArchiveParts):
                 spath, run_id, f"unreadable: {e.strerror or e}", camera_for(path, camera)
             )
             raise MediaError(path, f"unreadable: {e.strerror or e}") from e
+        if not stat.S_ISREG(st.st_mode):  # opening a FIFO blocks, /dev/zero never ends
+            problem = f"not a regular file ({_kind(st.st_mode)}); only regular files are ingested"
+            self.catalog.fail_unreadable(spath, run_id, problem)
+            raise MediaError(path, problem)
 
         if self.catalog.path_is_current(spath, st, key, self.collection):
             return None  # fast path: same file as last time, nothing to hash
@@ -398,6 +403,13 @@ def event_point(e: Event, vid: str, camera: str, vector: np.ndarray) -> EventPoi
             "end_at": _iso(e.end_at),
         },
     )
+
+
+def _kind(mode: int) -> str:
+    """What a file that is not a regular file is, in words."""
+    kinds = [(stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character "
+             "device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")]  # fmt: skip
+    return next((name for test, name in kinds if test(mode)), "not a file")
 
 
 def _iso(t: datetime) -> str:

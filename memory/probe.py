@@ -215,7 +215,14 @@ _IMAGE_FORMATS = re.compile(r"^(image2|\w+_pipe)$")
 
 
 def exact_rate(x: float) -> Fraction:
-    """An exact rate for ffmpeg's rounded print-out: 29.97 -> 30000/1001, 25 -> 25."""
+    """An exact rate for ffmpeg's rounded print-out: 29.97 -> 30000/1001, 25 -> 25; a
+    time-lapse's rate below 1 fps is kept as printed (never rounded to 0).
+
+    >>> exact_rate(29.97), exact_rate(25.0), exact_rate(0.0033)
+    (Fraction(30000, 1001), Fraction(25, 1), Fraction(33, 10000))
+    """
+    if x < 1:  # a time-lapse (0.0033 fps: a frame every 5 minutes); no NTSC form to snap to
+        return Fraction(x).limit_denominator(1_000_000)
     if abs(x - round(x)) < 1e-6:
         return Fraction(round(x))
     ntsc = Fraction(round(x * 1.001) * 1000, 1001)

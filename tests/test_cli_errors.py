@@ -39,6 +39,12 @@ COMMANDS = {
 BAD_SETTINGS = [
     ({"MARC_MIN_EVENT_S": "5", "MARC_MAX_EVENT_S": "1"}, "MARC_MIN_EVENT_S"),
     ({"MARC_SEGMENT_RUNTIME": "banana"}, "MARC_SEGMENT_RUNTIME"),
+    ({"MARC_DEVICE": "banana"}, "MARC_DEVICE"),
+    ({"MARC_MAX_EVENT_S": "inf"}, "MARC_MAX_EVENT_S"),
+    ({"MARC_MAX_EVENT_S": "nan"}, "MARC_MAX_EVENT_S"),
+    ({"MARC_MIN_SCORE": "-inf"}, "MARC_MIN_SCORE"),
+    ({"MARC_HOME": "/etc/passwd"}, "MARC_HOME"),
+    ({"MARC_HOME": "/proc/self"}, "MARC_HOME"),
 ]
 
 

@@ -19,7 +19,7 @@ from marc.agent._cli.app import (
     print_json,
     settings,
 )
-from marc.memory.core.errors import ConfigError, MarcError
+from marc.memory.core.errors import ConfigError, MarcError, one_line
 
 thread_app = typer.Typer(help="Read conversation threads.", no_args_is_help=True)
 app.add_typer(thread_app, name="thread")
@@ -97,17 +97,43 @@ def ask(
     as_json: JsonOpt = False,
 ) -> None:
     """Ask the archive a question; the answer cites the events it comes from."""
+    if evidence is not None:
+        _check_evidence_folder(evidence)
     with _conversation() as conv:
         _check_thread(conv, thread, new_thread)
         result = conv.ask(
             question, thread=thread, new_thread=new_thread, k=k, camera=camera, since=since,
             until=until, clear_filters=clear_filters,
         )  # fmt: skip
-    files = result.export_evidence(evidence) if evidence is not None else None
+    files, problem = None, None
+    if evidence is not None:
+        try:
+            files = result.export_evidence(evidence)
+        except (OSError, ValueError, MarcError) as e:  # the answer stands: print it first
+            problem = MarcError(f"--evidence {evidence}: cannot write the evidence ({_why(e)})")
     if as_json:
         print_json(result.to_json(files))
     else:
         _print_answer(result, files)
+    if problem is not None:
+        raise problem
+
+
+def _check_evidence_folder(folder: Path) -> None:
+    """Refuse, before asking, an evidence folder that is a system folder (``/``, ``/etc``, ...,
+    the home folder itself): the contact sheet and clips would be strewn among its files."""
+    from marc.memory.core.locations import is_system_folder
+
+    if is_system_folder(folder):
+        raise ValueError(
+            f"--evidence {folder}: a system folder; give a folder of your own, e.g. ./evidence"
+        )
+
+
+def _why(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.strerror}: {e.filename}" if e.filename else e.strerror
+    return one_line(e)
 
 
 @app.command()

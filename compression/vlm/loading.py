@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from marc.memory.core.config import AnswerModelConfig, as_config
+from marc.memory.core.config import AnswerModelConfig, as_config, check_device
 from marc.memory.core.errors import ModelError, one_line
 
 if TYPE_CHECKING:
@@ -105,6 +105,7 @@ def load_processor(folder: Path):
 def load_model(folder: Path, config: AnswerModelConfig | Any):
     """The whole ``Qwen2_5_VLForConditionalGeneration``, in eval mode on ``config.device``."""
     c = as_config(config, AnswerModelConfig)
+    check_device(c.device)
     _quiet()
     from transformers import Qwen2_5_VLForConditionalGeneration
 
@@ -122,6 +123,7 @@ def load_vision_tower(folder: Path, config: AnswerModelConfig | Any):
     are named ``visual.`` in Qwen's checkpoints and ``model.visual.`` in some re-saved ones.
     """
     c = as_config(config, AnswerModelConfig)
+    check_device(c.device)
     _quiet()
     from safetensors import safe_open
     from transformers import AutoConfig

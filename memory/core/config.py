@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -75,6 +77,42 @@ def _check(ok: bool, config: object, name: str, rule: str, value: Any, fix: str,
         raise ValueError(
             f"{type(config).__name__}.{name} must be {rule}, got {value!r}; set {fix} ({env})"
         )
+
+
+#: The torch device strings ``MARC_DEVICE`` accepts (checked by form; see :func:`check_device`).
+DEVICE_FORMS = "cpu, cuda, cuda:N, mps, xpu, xpu:N (N a device index)"
+_DEVICE = re.compile(r"(cpu|cuda|mps|xpu|hpu|npu|meta)(:\d+)?")
+
+
+def is_device(text: str) -> bool:
+    """Whether ``text`` has the form of a torch device string, without importing torch.
+
+    >>> is_device("cuda:1"), is_device("cpu"), is_device("banana"), is_device("cuda:")
+    (True, True, False, False)
+    """
+    return isinstance(text, str) and _DEVICE.fullmatch(text) is not None
+
+
+def check_device(device: str) -> None:
+    """Refuse a device this machine lacks, as one line (called where a model is loaded).
+
+    Raises:
+        ConfigError: ``device`` is not a device string, or names CUDA/MPS that torch cannot use.
+    """
+    from marc.memory.core.errors import ConfigError
+
+    if not is_device(device):
+        raise ConfigError(f"MARC_DEVICE {device!r} is not a torch device; use {DEVICE_FORMS}")
+    import torch
+
+    kind, _, index = device.partition(":")
+    if kind == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if int(index or 0) >= count:
+            have = f"{count} CUDA device(s)" if count else "no CUDA device"
+            raise ConfigError(f"MARC_DEVICE={device} but this machine has {have}; use cpu")
+    elif kind == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"MARC_DEVICE={device} but MPS is not available here; use cpu")
 
 
 def _set(config: object, name: str, value: Any) -> None:
@@ -153,8 +191,8 @@ class SegmentationConfig:
         env = "MARC_CUT_THRESHOLD"
         _check(0 < self.cut_threshold < 1, self, "cut_threshold", "in (0, 1)",
                self.cut_threshold, "cut_threshold=0.5", env)  # fmt: skip
-        _check(self.max_event_s > 0, self, "max_event_s", "> 0 seconds", self.max_event_s,
-               "max_event_s=30.0", "MARC_MAX_EVENT_S")  # fmt: skip
+        _check(0 < self.max_event_s < math.inf, self, "max_event_s", "a finite number > 0 seconds",
+               self.max_event_s, "max_event_s=30.0", "MARC_MAX_EVENT_S")  # fmt: skip
         _check(self.min_event_s >= 0, self, "min_event_s", ">= 0 seconds", self.min_event_s,
                "min_event_s=2.0", "MARC_MIN_EVENT_S")  # fmt: skip
         _check(self.min_event_s <= self.max_event_s, self, "min_event_s",
@@ -166,6 +204,8 @@ class SegmentationConfig:
         _check(self.runtime in ("auto", "openvino", "torch"), self, "runtime",
                "auto, openvino or torch", self.runtime, "runtime='auto'",
                "MARC_SEGMENT_RUNTIME")  # fmt: skip
+        _check(is_device(self.device), self, "device", DEVICE_FORMS, self.device, "device='cpu'",
+               "MARC_DEVICE")  # fmt: skip
 
     def key(self) -> str:
         """A short digest of every setting that moves an event boundary.
@@ -210,12 +250,14 @@ class EncoderConfig:
                f"model={PE_CORE_B16!r} or 'tiny'", "MARC_ENCODER")  # fmt: skip
         _check(self.frames_per_event >= 1, self, "frames_per_event", ">= 1",
                self.frames_per_event, "frames_per_event=8", "MARC_FRAMES_PER_EVENT")  # fmt: skip
-        _check(self.sample_fps > 0, self, "sample_fps", "> 0", self.sample_fps, "sample_fps=4.0",
-               "MARC_SAMPLE_FPS")  # fmt: skip
+        _check(0 < self.sample_fps < math.inf, self, "sample_fps", "a finite number > 0",
+               self.sample_fps, "sample_fps=4.0", "MARC_SAMPLE_FPS")  # fmt: skip
         _check(self.batch_size >= 1, self, "batch_size", ">= 1", self.batch_size,
                "batch_size=32", "MARC_BATCH_SIZE")  # fmt: skip
         _check(self.precision in ("fp32", "bf16"), self, "precision", "fp32 or bf16",
                self.precision, "precision='fp32'", "MARC_PRECISION")  # fmt: skip
+        _check(is_device(self.device), self, "device", DEVICE_FORMS, self.device, "device='cpu'",
+               "MARC_DEVICE")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -336,8 +378,10 @@ class AnswerModelConfig:
         _check(self.dtype in ("auto", "float32", "bfloat16", "float16"), self, "dtype",
                "auto, float32, bfloat16 or float16", self.dtype, "dtype='auto'",
                "MARC_VLM_DTYPE")  # fmt: skip
-        _check(self.timeout_s > 0, self, "timeout_s", "> 0 seconds", self.timeout_s,
-               "timeout_s=300", "MARC_VLM_TIMEOUT_S")  # fmt: skip
+        _check(0 < self.timeout_s < math.inf, self, "timeout_s", "a finite number > 0 seconds",
+               self.timeout_s, "timeout_s=300", "MARC_VLM_TIMEOUT_S")  # fmt: skip
+        _check(is_device(self.device), self, "device", DEVICE_FORMS, self.device, "device='cpu'",
+               "MARC_DEVICE")  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- the agent

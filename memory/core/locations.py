@@ -1,15 +1,18 @@
-"""Where the vector store lives: the forms of ``MARC_QDRANT_URL`` and what each means.
+"""Where things live: the forms of ``MARC_QDRANT_URL``, what makes a usable ``MARC_HOME`` and
+which folders MARC never writes into.
 
-Parsing only (no client is made here), so that :class:`~marc.memory.core.settings.Settings`
-refuses a bad value at start-up; :func:`marc.memory.stores.open_store` opens the store.
+Checks only (no client is made, nothing is created here), so that
+:class:`~marc.memory.core.settings.Settings` refuses a bad value at start-up;
+:func:`marc.memory.stores.open_store` opens the store.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from urllib.parse import SplitResult, unquote, urlsplit
 
-__all__ = ["URL_FORMS", "client_args"]
+__all__ = ["URL_FORMS", "check_home", "client_args", "is_system_folder"]
 
 #: The forms of ``MARC_QDRANT_URL``, as error messages list them.
 URL_FORMS = (
@@ -87,3 +90,51 @@ def _file_url_path(url: str, parts: SplitResult) -> str:
     if not parts.path:
         raise ValueError(_bad_url(url, "no folder"))
     return str(Path(unquote(parts.path)).expanduser().absolute())
+
+
+#: Virtual file systems: nothing of MARC's can be kept there.
+_VIRTUAL = (Path("/proc"), Path("/sys"), Path("/dev"))
+#: Folders whose contents belong to the system: MARC writes into none of them itself.
+_SYSTEM = (
+    "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/opt", "/proc",
+    "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var", "/Applications",
+    "/Library", "/System", "/Users", "/private",
+)  # fmt: skip
+
+
+def _within(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def is_system_folder(path: Path) -> bool:
+    """Whether ``path`` (after resolving it) is a system folder MARC must not write files into:
+    ``/``, a top-level system folder (``/etc``, ``/usr``, ``/tmp``, ...), anything on a virtual
+    file system (``/proc``, ``/sys``, ``/dev``), or the user's home folder itself.
+
+    >>> is_system_folder(Path("/")), is_system_folder(Path("/usr")), is_system_folder(Path("/x/y"))
+    (True, True, False)
+    """
+    p = Path(path).expanduser().resolve()
+    if any(_within(p, root) for root in _VIRTUAL):
+        return True
+    return str(p) in _SYSTEM or p == Path.home().resolve()
+
+
+def check_home(home: Path) -> None:
+    """Refuse a ``MARC_HOME`` that cannot hold MARC's files; it need not exist yet.
+
+    Raises:
+        ValueError: ``home`` is on a virtual file system, is (or lies under) a file, or its
+            nearest existing folder is not writable.
+    """
+    home = Path(home)
+    if any(_within(home, root) for root in _VIRTUAL):
+        raise ValueError(f"{home} is on a virtual file system; choose a folder on a disk")
+    existing = home
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "is a file" if existing == home else f"lies under the file {existing}"
+        raise ValueError(f"{home} {what}, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{existing} is not writable, so {home} cannot hold MARC's files")

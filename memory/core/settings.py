@@ -22,6 +22,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from marc.memory.core.config import (
+    DEVICE_FORMS,
     GATE_THRESHOLD,
     PE_CORE_B16,
     QWEN25_VL_3B,
@@ -33,8 +34,9 @@ from marc.memory.core.config import (
     SegmentationConfig,
     StoreConfig,
     ThreadsConfig,
+    is_device,
 )
-from marc.memory.core.locations import client_args
+from marc.memory.core.locations import check_home, client_args
 
 __all__ = ["GATE_THRESHOLD", "PE_CORE_B16", "QWEN25_VL_3B", "Settings"]
 
@@ -45,7 +47,11 @@ class Settings(BaseSettings):
     """Everything MARC reads from its environment. Every field maps to ``MARC_<FIELD>``."""
 
     model_config = SettingsConfigDict(
-        env_prefix="MARC_", env_file=".env", extra="ignore", validate_default=True
+        env_prefix="MARC_",
+        env_file=".env",
+        extra="ignore",
+        validate_default=True,
+        allow_inf_nan=False,  # every float setting is finite: MARC_MAX_EVENT_S=inf is refused
     )
 
     home: Path = Field(
@@ -75,7 +81,11 @@ class Settings(BaseSettings):
         "(`tiny`, `tiny-wide`); empty = PE-Core-B/16 (`default`) or `tiny` (`tiny`). After a "
         "change, `marc reindex` re-embeds the stored events.",
     )
-    device: str = Field("cpu", description="torch device for the models (`cpu`, `cuda`, `cuda:1`).")
+    device: str = Field(
+        "cpu",
+        description="torch device for the models (`cpu`, `cuda`, `cuda:1`, `mps`); its form is "
+        "checked at start-up, whether the machine has it when a model is loaded.",
+    )
 
     # Segmentation: these decide the event boundaries, hence the event ids (see segmentation_key).
     cut_threshold: float = Field(
@@ -183,6 +193,20 @@ class Settings(BaseSettings):
     @classmethod
     def _expand_home(cls, v: Path) -> Path:
         return v.expanduser().resolve()
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _check_home(cls, v: Path) -> Path:
+        check_home(v)
+        return v
+
+    @field_validator("device", mode="after")
+    @classmethod
+    def _check_device(cls, v: str) -> str:
+        v = v.strip()
+        if not is_device(v):
+            raise ValueError(f"{v!r} is not a torch device; use {DEVICE_FORMS}")
+        return v
 
     @field_validator("qdrant_url", mode="after")
     @classmethod

@@ -80,7 +80,8 @@ def parse_time(text: str, *, end_of_day: bool = False) -> datetime:
     ('2024-01-31T00:00:00+00:00', '2024-02-01T00:00:00+00:00')
 
     Raises:
-        ValueError: ``text`` is neither an ISO-8601 date-time nor a date.
+        ValueError: ``text`` is neither an ISO-8601 date-time nor a date, or its UTC time (or
+            the day after a bare date, for ``end_of_day``) is outside 0001-01-02..9999-12-31.
     """
     text = text.strip()
     if len(text) <= 10:  # YYYY-MM-DD (or the compact YYYYMMDD)
@@ -90,7 +91,7 @@ def parse_time(text: str, *, end_of_day: bool = False) -> datetime:
             pass
         else:
             t = datetime(day.year, day.month, day.day, tzinfo=UTC)
-            return t + timedelta(days=1) if end_of_day else t
+            return _in_range(text, lambda: t + timedelta(days=1) if end_of_day else t)
     try:
         t = datetime.fromisoformat(text)
     except ValueError:
@@ -98,4 +99,23 @@ def parse_time(text: str, *, end_of_day: bool = False) -> datetime:
             f"{text!r} is not an ISO-8601 time; write e.g. 2024-01-31, 2024-01-31T18:00 or "
             "2024-01-31T18:00:00+01:00"
         ) from None
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    return _in_range(text, lambda: t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC))
+
+
+#: Times MARC compares and stores: a day of margin inside what ``datetime`` can hold, so that
+#: adding a day or converting to UTC never overflows downstream.
+_EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+_LATEST = datetime(9999, 12, 31, tzinfo=UTC)
+
+
+def _in_range(text: str, make) -> datetime:
+    try:
+        t = make()
+    except OverflowError:
+        t = None
+    if t is None or not (_EARLIEST <= t <= _LATEST):
+        raise ValueError(
+            f"{text!r} is out of range; give a time between {_EARLIEST.date()} and "
+            f"{(_LATEST - timedelta(days=1)).date()} (UTC)"
+        )
+    return t

