@@ -40,7 +40,7 @@ from PIL import Image
 
 from marc.agent.conversation import Conversation
 from marc.agent.evidence import export_evidence
-from marc.agent.graph import NOTHING_FOUND, build_graph, rewrite
+from marc.agent.graph import NOTHING_FOUND, build_graph, graph_input, rewrite
 from marc.agent.state import Citation
 from marc.agent.threads import open_checkpointer
 from marc.agent.tool import as_tool, format_answer
@@ -689,10 +689,11 @@ def test_postgres_thread_store(arch, new_postgres_database):
 
 @pytest.mark.slow
 def test_interrupted_answer_leaves_the_thread_consistent(arch, tmp_path):
-    """What LangGraph guarantees, precisely: a failed node leaves the thread at its last completed
-    step (the question is in it, no answer); ``invoke(None)`` resumes that turn (the answer node
-    computes the visual tokens again in a process that does not hold them); a new question
-    instead starts a new turn and the unanswered one stays unanswered."""
+    """What the graph guarantees, precisely (the graph driven directly: ``Conversation.ask``
+    rolls a failed turn back instead, tests/test_reliability.py): a failed node leaves the thread
+    at its last completed step (the question is in it, no answer); ``invoke(None)`` resumes that
+    turn (the answer node computes the visual tokens again in a process that does not hold
+    them); a new question instead starts a new turn and the unanswered one stays unanswered."""
     good = _settings(arch.home, threads_url=f"sqlite:///{tmp_path / 'threads.db'}")
     url = f"http://127.0.0.1:{_closed_port()}/v1"
     broken = good.model_copy(update={"vlm_backend": "vllm", "vlm_url": url, "vlm_timeout_s": 10})
@@ -707,7 +708,7 @@ def test_interrupted_answer_leaves_the_thread_consistent(arch, tmp_path):
     street_q = "what passed on the street?"
     with Conversation(broken) as conv:
         with pytest.raises(ModelError, match=re.escape(url)):
-            conv.ask(street_q, thread=thread, camera="street")
+            conv.graph.invoke(graph_input(street_q, camera="street"), config)
         snap = conv.graph.get_state(config)
         assert snap.next == ("answer",)  # rewrite, retrieve and compress were checkpointed
         assert [type(m) for m in snap.values["messages"]] == [HumanMessage, AIMessage, HumanMessage]
@@ -736,7 +737,7 @@ def test_interrupted_answer_leaves_the_thread_consistent(arch, tmp_path):
         ]
 
     with Conversation(broken) as conv, pytest.raises(ModelError):  # interrupted again...
-        conv.ask(street_q, thread=thread, camera="street")
+        conv.graph.invoke(graph_input(street_q, camera="street"), config)
     with Conversation(good) as conv:  # ...and a new question instead of resuming
         last = conv.ask(HALL_Q, thread=thread, camera="hall")
         assert conv.graph.get_state(config).next == ()  # the pending answer was dropped
