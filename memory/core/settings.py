@@ -108,9 +108,9 @@ class Settings(BaseSettings):
     batch_size: int = Field(32, ge=1, description="Frames per encoder forward pass.")
     precision: Literal["fp32", "bf16"] = Field(
         "fp32",
-        description="Encoder arithmetic. bf16 about doubles CPU throughput on CPUs with "
-        "AVX512-BF16 "
-        "(cosine to fp32 embeddings ~0.99998); vectors of both precisions share one collection.",
+        description="Encoder arithmetic. `bf16` is faster on CPUs with AVX512-BF16 (how much: "
+        "bench/ingest.md); its embeddings stay close to fp32's, so vectors of both precisions "
+        "share one collection.",
     )
 
     # Answering (marc.compression.vlm): the vision-language model and the compression of its input.
