@@ -58,13 +58,16 @@ class Settings(BaseSettings):
         "random-weight models generated locally (offline use and tests), same loading code.",
     )
     database_url: str = Field(
-        "", description="SQLAlchemy URL of the catalog; empty = SQLite file in home."
+        "",
+        description="SQLAlchemy URL of the catalog, e.g. `postgresql+psycopg://user@host/db`; "
+        "empty = SQLite file in home.",
     )
     qdrant_url: str = Field(
         "",
-        description="Vector store: a Qdrant server `http(s)://host[:port]`, qdrant-client's local "
-        "mode `:memory:` or `file:///abs/path` / `file:relative/path`; empty = embedded Qdrant "
-        "Edge shards in home.",
+        description="Vector store: a Qdrant server `http(s)://host[:port]` (port 6333 if none), "
+        "or qdrant-client's local mode: `file:///abs/path` / `file:relative/path` (a folder, one "
+        "process at a time) or `:memory:` (gone when the process ends); empty = embedded Qdrant "
+        "Edge shards in home. Anything else is refused at start-up.",
     )
     qdrant_api_key: str | None = Field(
         None, description="API key for the Qdrant server, if it needs one."
