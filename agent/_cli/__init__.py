@@ -2,8 +2,8 @@
 
 - :mod:`.app`: the Typer app, the error policy (one line, exit codes) and shared options;
 - :mod:`.ingest`: ``ingest`` (and ``--watch``), ``segment``, ``reindex``, ``samples``;
-- :mod:`.archive`: ``events``, ``search``, ``status``;
-- :mod:`.agent`: ``ask``, ``chat``, ``thread``;
+- :mod:`.archive`: ``events``, ``videos``, ``search``, ``status``;
+- :mod:`.agent`: ``ask``, ``chat``, ``thread``, ``mcp``;
 - :mod:`.training`: ``train``, ``eval``.
 """
 

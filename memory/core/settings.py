@@ -64,13 +64,16 @@ class Settings(BaseSettings):
         "random-weight models generated locally (offline use and tests), same loading code.",
     )
     database_url: str = Field(
-        "", description="SQLAlchemy URL of the catalog; empty = SQLite file in home."
+        "",
+        description="SQLAlchemy URL of the catalog, e.g. `postgresql+psycopg://user@host/db`; "
+        "empty = SQLite file in home.",
     )
     qdrant_url: str = Field(
         "",
-        description="Vector store: a Qdrant server `http(s)://host[:port]`, qdrant-client's local "
-        "mode `:memory:` or `file:///abs/path` / `file:relative/path`; empty = embedded Qdrant "
-        "Edge shards in home.",
+        description="Vector store: a Qdrant server `http(s)://host[:port]` (port 6333 if none), "
+        "or qdrant-client's local mode: `file:///abs/path` / `file:relative/path` (a folder, one "
+        "process at a time) or `:memory:` (gone when the process ends); empty = embedded Qdrant "
+        "Edge shards in home. Anything else is refused at start-up.",
     )
     qdrant_api_key: str | None = Field(
         None, description="API key for the Qdrant server, if it needs one."
@@ -118,9 +121,9 @@ class Settings(BaseSettings):
     batch_size: int = Field(32, ge=1, description="Frames per encoder forward pass.")
     precision: Literal["fp32", "bf16"] = Field(
         "fp32",
-        description="Encoder arithmetic. bf16 about doubles CPU throughput on CPUs with "
-        "AVX512-BF16 "
-        "(cosine to fp32 embeddings ~0.99998); vectors of both precisions share one collection.",
+        description="Encoder arithmetic. `bf16` is faster on CPUs with AVX512-BF16 (how much: "
+        "bench/ingest.md); its embeddings stay close to fp32's, so vectors of both precisions "
+        "share one collection.",
     )
 
     # Answering (marc.compression.vlm): the vision-language model and the compression of its input.

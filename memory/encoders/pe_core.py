@@ -63,8 +63,8 @@ class OpenClipEncoder(Encoder):
             None = the user's default HF cache.
         batch_size: Frames (or texts) per forward pass.
         precision: ``"fp32"``, or ``"bf16"``/``"fp16"`` autocast of the forward passes (weights stay
-            fp32). On a CPU with AVX512-BF16 ``"bf16"`` embeds PE-Core-B/16 frames about 1.9x faster
-            with cosine 0.99998 to fp32; on CPUs without it, it is slower.
+            fp32). On a CPU with AVX512-BF16 ``"bf16"`` embeds PE-Core-B/16 frames faster, with
+            embeddings close to fp32's (``bench/ingest.md``); on CPUs without it, it is slower.
 
     Raises:
         ModelError: the model could not be downloaded or loaded (one-line message).
