@@ -8,8 +8,10 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from marc.memory.catalog import Base, Catalog, Event, Video
+from marc.memory.catalog.catalog import _alembic_config, upgrade
 from marc.memory.core.errors import StoreError
 
 
@@ -33,8 +35,33 @@ def catalog(request, tmp_path):
 def test_migrations_create_exactly_the_models_schema(catalog: Catalog):
     with catalog.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
-        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0001"
+        head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == head
     Catalog(catalog.url).close()  # opening again is a no-op upgrade
+
+
+def test_upgrade_renames_start_sources_and_adds_partial(tmp_path):
+    """A catalog of the first schema (``metadata``/``filename`` sources) upgrades: its rows say
+    ``container``/``name`` and its videos are whole (``declared_duration_s`` NULL)."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    upgrade(engine, "0001")
+    with engine.begin() as conn:
+        for vid, source in [("a", "metadata"), ("b", "filename"), ("c", "mtime"), ("d", None)]:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO videos (id, path, camera, status, recorded_at_source, created_at,"
+                    " updated_at) VALUES (:id, :p, 'cam', 'done', :s, '2024-01-01', '2024-01-01')"
+                ),
+                {"id": vid, "p": f"/{vid}.mp4", "s": source},
+            )
+    engine.dispose()
+    with Catalog(url) as c, c.session() as s:
+        rows = {
+            v.id: (v.recorded_at_source, v.declared_duration_s) for v in s.scalars(sa.select(Video))
+        }
+    assert rows == {"a": ("container", None), "b": ("name", None), "c": ("mtime", None),
+                    "d": (None, None)}  # fmt: skip
 
 
 def test_times_come_back_as_the_same_utc_instant(catalog: Catalog):
