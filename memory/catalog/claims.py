@@ -94,6 +94,18 @@ class IngestClaims:
                 s.scalars(select(Video.id).where(Video.status == "pending", Video.run_id == run_id))
             )
 
+    def release_claims(self, run_id: int) -> int:
+        """Drop run ``run_id``'s claims on videos that have no stored events (first-time claims),
+        so an interrupted run leaves no ``pending`` row behind; how many. Claims on videos with
+        events (a re-ingest under new settings) stay ``pending``: the next run redoes them."""
+        with self.session() as s:
+            has_events = select(Event.video_id).where(Event.video_id == Video.id).exists()
+            return s.execute(
+                delete(Video)
+                .where(Video.status == "pending", Video.run_id == run_id, ~has_events)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+
     # --------------------------------------------------------------------------- claims
     def path_is_current(self, path: str, st: os.stat_result, key: str, collection: str) -> bool:
         """Whether the file at ``path``, of the size and mtime of ``st``, was last seen there
