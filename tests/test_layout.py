@@ -3,6 +3,7 @@ generated clips laid out as NVRs and dashcams write them, and the real ``marc`` 
 
 from __future__ import annotations
 
+import doctest
 import json
 import os
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from marc.memory import layout
 from marc.memory.core.errors import ConfigError, MediaError
 from marc.memory.layout import CameraRule, date_of_folder, recorded_at, timestamp_from_name
 from marc.memory.media import probe
@@ -36,6 +38,10 @@ def _place(clip: Path, root: Path, rel: str, mtime: datetime | None = None) -> P
     if mtime is not None:
         os.utime(path, (mtime.timestamp(), mtime.timestamp()))
     return path
+
+
+def test_docstring_examples():
+    assert doctest.testmod(layout).failed == 0
 
 
 # ------------------------------------------------------------------------------------ camera
