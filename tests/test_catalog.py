@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -150,3 +151,28 @@ def test_display_url_hides_the_password():
     assert "s3cret" not in str(e.value) and "***" in str(e.value)
     with Catalog("sqlite://") as c:
         assert c.display_url == "sqlite://"
+
+
+def test_an_interrupted_runs_claims_are_listed_and_first_time_ones_released(catalog, tmp_path):
+    f = tmp_path / "x.mp4"
+    f.write_bytes(b"x")
+    st = os.stat(f)
+    run = catalog.start_run("host", 1, [])
+    # "old" was stored before (it has events); "new" is claimed for the first time
+    with catalog.session() as s:
+        s.add(Video(id="old", fingerprint="f-old", path="/old.mp4", status="done",
+                    recorded_at_source="folder+name", declared_duration_s=212.1))  # fmt: skip
+        s.add(Event(id="e-old", video_id="old", index=0, start_s=0, end_s=1, boundary="start",
+                    start_at=datetime(2024, 1, 1, tzinfo=UTC),
+                    end_at=datetime(2024, 1, 1, tzinfo=UTC)))  # fmt: skip
+    assert catalog.start_source_counts() == {"container": 0, "name": 0, "folder+name": 1,
+                                             "mtime": 0}  # fmt: skip
+    assert catalog.partial_count() == 1
+    for vid in ("old", "new"):
+        assert catalog.claim(vid, f"f-{vid}", f"/{vid}.mp4", st, run, "k", "c") == "claimed"
+    assert sorted(catalog.pending_video_ids(run)) == ["new", "old"]
+    assert catalog.release_claims(run) == 1
+    assert catalog.video_ids("pending") == {"old"}  # its old events have no vectors now
+    catalog.finish_run(run, ingested=0, skipped=0, failed=0, events_added=0, status="interrupted")
+    other = catalog.start_run("host", 2, [])  # the next run takes the claim left over
+    assert catalog.claim("old", "f-old", "/old.mp4", st, other, "k", "c") == "claimed"
