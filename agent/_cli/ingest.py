@@ -110,11 +110,9 @@ def ingest(
         ),
     ] = None,
 ) -> None:
-    """Cut videos into event memories, embed them and store them (resumable, idempotent).
-
-    Failures and partial recordings are printed as they happen (above the progress bar); Ctrl-C
-    prints what was done so far and exits 130, and the same command again resumes.
-    """
+    """Cut videos into event memories, embed them and store them (resumable, idempotent)."""
+    # Failures and partial recordings are printed as they happen (above the progress bar);
+    # Ctrl-C prints what was done so far and exits 130, and the same command again resumes.
     from marc.memory.ingest import IngestInterrupted
     from marc.memory.layout import CameraRule
 
