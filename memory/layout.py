@@ -70,6 +70,8 @@ _STAMP = re.compile(
 _TIME_OF_DAY = re.compile(r"(?<!\d)(\d\d)[-_:.h]?(\d\d)[-_:.m]?(\d\d)(?:\d{3})?(?!\d)")
 # A folder named by a date: 2024-03-01, 20240301, 2024_03_01, 2024.03.01.
 _DATE_FOLDER = re.compile(r"(\d{4})([-_.]?)(\d\d)\2(\d\d)")
+# The folders of a YYYY/MM/DD chain.
+_YEAR, _DAY = re.compile(r"[0-9]{4}"), re.compile(r"[0-9]{1,2}")
 
 
 def zone(name: str) -> ZoneInfo:
@@ -157,9 +159,8 @@ def _date_folders(folders: list[str]) -> tuple[date | None, int]:
             found, i = found or d, i + 1
             continue
         dd, mm, yyyy = (folders[i : i + 3] + ["", ""])[:3]
-        if (len(dd) <= 2 and len(mm) <= 2 and len(yyyy) == 4 and (dd + mm + yyyy).isdigit()) and (
-            d := _date(int(yyyy), int(mm), int(dd))
-        ):
+        chain = _DAY.fullmatch(dd) and _DAY.fullmatch(mm) and _YEAR.fullmatch(yyyy)
+        if chain and (d := _date(int(yyyy), int(mm), int(dd))):
             found, i = found or d, i + 3
             continue
         break
