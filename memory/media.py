@@ -71,7 +71,7 @@ SMALL_HW = (27, 48)
 #: Above this many bytes a decoded stream is written to a memory-mapped temp file instead of RAM.
 SPILL_BYTES = 64 << 20
 #: A decode that yields less than this share of the container duration (and misses more than
-#: ``_TRUNCATED_MIN_S`` seconds) is reported as truncated.
+#: ``_TRUNCATED_MIN_S`` seconds) is *partial*: a recording cut short (power lost, copy stopped).
 _TRUNCATED_SHARE, _TRUNCATED_MIN_S = 0.9, 1.0
 #: Small frames handed to ``on_small`` at most at once (~1 MB); pieces go out as soon as 25
 #: frames are there, so the consumer works while ffmpeg decodes.
@@ -239,6 +239,8 @@ class Decoded:
             second (at least one); an ``np.memmap`` for long videos (``spill_bytes``).
         sample_times: ``float64 [S]`` seconds of each sample, increasing.
         frames: T, the number of decoded frames.
+        partial: the decode stopped far short of the container's duration (``info.duration_s``):
+            the file was cut off (a recorder lost power) and only ``duration_s`` of it decodes.
     """
 
     info: VideoInfo
@@ -247,6 +249,7 @@ class Decoded:
     samples: np.ndarray
     sample_times: np.ndarray
     frames: int
+    partial: bool = False
 
     @property
     def duration_s(self) -> float:
@@ -376,9 +379,11 @@ def decode(
             exception it raises stops ffmpeg and is raised here (a :class:`MediaError` as is,
             anything else wrapped in one).
 
+    A decode that stops far short of the container duration (a recording cut off by a power
+    loss) is not an error: what decodes is returned, with ``partial`` set.
+
     Raises:
-        MediaError: ffmpeg failed, no frame decoded, or the decode stopped far short of the
-            container duration (``"truncated: decoded X s of Y s"``).
+        MediaError: ffmpeg failed or no frame decoded.
     """
     path = Path(path)
     if info is None:
@@ -453,8 +458,7 @@ def decode(
         raise MediaError(path, f"ffmpeg failed: {problem}")
     decoded_s = n_small / info.fps
     missing = info.duration_s - decoded_s
-    if decoded_s < _TRUNCATED_SHARE * info.duration_s and missing > _TRUNCATED_MIN_S:
-        raise MediaError(path, f"truncated: decoded {decoded_s:.1f} s of {info.duration_s:.1f} s")
+    partial = decoded_s < _TRUNCATED_SHARE * info.duration_s and missing > _TRUNCATED_MIN_S
     index = sample_frames(n_small, info.fps, sample_fps)
     # Both outputs come from the same constant-rate frames, so the counts agree; should a last
     # sample still be missing (ffmpeg stopped between the two pipes), the shorter one wins: a
@@ -463,5 +467,11 @@ def decode(
     index, samples = index[:kept], samples[:kept]
     times = index / info.fps
     return Decoded(
-        info=info, fps=info.fps, small=small, samples=samples, sample_times=times, frames=n_small
+        info=info,
+        fps=info.fps,
+        small=small,
+        samples=samples,
+        sample_times=times,
+        frames=n_small,
+        partial=partial,
     )

@@ -115,6 +115,19 @@ def check_device(device: str) -> None:
         raise ConfigError(f"MARC_DEVICE={device} but MPS is not available here; use cpu")
 
 
+def check_timezone(name: str) -> None:
+    """Raise ``ValueError`` unless ``name`` is an IANA time zone known here (``UTC``,
+    ``Europe/Berlin``, ...)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"{name!r} is not an IANA time zone; use e.g. UTC, Europe/Berlin, America/New_York"
+        ) from None
+
+
 def _set(config: object, name: str, value: Any) -> None:
     object.__setattr__(config, name, value)  # normalising a frozen dataclass in __post_init__
 
@@ -301,6 +314,12 @@ class MemoryConfig(_Composite):
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     #: Catalog and vector store.
     store: StoreConfig = field(default_factory=StoreConfig)
+    #: IANA zone of times read from file and folder names (``MARC_TIMEZONE``); stored times are
+    #: UTC.
+    timezone: str = "UTC"
+
+    def __post_init__(self) -> None:
+        check_timezone(self.timezone)
 
     @property
     def home(self) -> Path:

@@ -34,6 +34,7 @@ from marc.memory.core.config import (
     SegmentationConfig,
     StoreConfig,
     ThreadsConfig,
+    check_timezone,
     is_device,
 )
 from marc.memory.core.locations import check_home, client_args
@@ -110,6 +111,13 @@ class Settings(BaseSettings):
         "auto",
         description="Where TransNetV2 runs: `auto` (OpenVINO on CPU when installed, else PyTorch), "
         "`openvino` or `torch`; same probabilities within 1e-6.",
+    )
+    # Ingest: cameras and recording times.
+    timezone: str = Field(
+        "UTC",
+        description="IANA time zone (`UTC`, `Europe/Berlin`, ...) of the times read from file "
+        "and folder names (`20240301_120500.mp4`, `2024-03-01/120500.mp4`); container times are "
+        "UTC. Every stored time is UTC; `marc ingest` states the zone it used.",
     )
     # Embedding.
     frames_per_event: int = Field(8, ge=1, description="N frames sampled evenly inside each event.")
@@ -211,6 +219,13 @@ class Settings(BaseSettings):
             raise ValueError(f"{v!r} is not a torch device; use {DEVICE_FORMS}")
         return v
 
+    @field_validator("timezone", mode="after")
+    @classmethod
+    def _check_timezone(cls, v: str) -> str:
+        v = v.strip()
+        check_timezone(v)
+        return v
+
     @field_validator("qdrant_url", mode="after")
     @classmethod
     def _check_qdrant_url(cls, v: str) -> str:
@@ -300,7 +315,10 @@ class Settings(BaseSettings):
     @property
     def memory(self) -> MemoryConfig:
         return MemoryConfig(
-            segmentation=self.segmentation, encoder=self.encoder_config, store=self.store
+            segmentation=self.segmentation,
+            encoder=self.encoder_config,
+            store=self.store,
+            timezone=self.timezone,
         )
 
     @property
