@@ -101,6 +101,10 @@ class TrainConfig:
         format_weight: weight of the format reward in the base reward.
         threshold: a score at or above this counts as correct (numeric/OCR/free-form answers).
         compression_reward: ``False`` gives plain GRPO (the ablation) on the same inputs.
+        scoring: how answers and the format are scored (Video-R1 / ours): ``"video_r1"``
+            (default: Video-R1's ``accuracy_reward`` and ``format_reward``, exactly, quirks
+            included; :mod:`marc.training.video_r1`) or ``"lenient"`` (the archive scorer of
+            :func:`marc.training.answers.score`).
 
     Optimisation:
         learning_rate: AdamW learning rate (the paper's 1e-6).
@@ -151,6 +155,7 @@ class TrainConfig:
     format_weight: float = 1.0
     threshold: float = 0.5
     compression_reward: bool = True
+    scoring: Literal["video_r1", "lenient"] = "video_r1"  # Video-R1's reward, exactly
     # optimisation
     learning_rate: float = 1e-6
     weight_decay: float = 0.0
@@ -213,6 +218,10 @@ class TrainConfig:
         need(self.subset_size >= 0, "subset_size must be >= 0 (0: all samples)")
         need(self.save_steps >= 1, "save_steps must be >= 1")
         need(self.logging_steps >= 1, "logging_steps must be >= 1")
+        need(
+            self.scoring in ("video_r1", "lenient"),
+            f"scoring must be video_r1 or lenient, got {self.scoring!r}; set scoring: video_r1",
+        )
         need(
             self.lr_scheduler in ("constant", "linear", "cosine"),
             f"lr_scheduler must be constant, linear or cosine, got {self.lr_scheduler!r}",

@@ -3,9 +3,13 @@
 Each setting is one input mode of :class:`marc.training.inputs.InputBuilder` ("full" 64 frames,
 "uniform" 16 frames, "compressed" 64 frames to one frame's worth of tokens), optionally after
 retrieval: the sample's video is ingested into MARC's memory and the question's top-k events of
-that video (the Visual Memory Retriever, ``k = 3``) replace the whole video. Answers are decoded
-greedily and scored with :func:`marc.training.answers.score` (Video-R1's per-type rules); a cell of
-the table is the mean score in %, as in the paper's Table 1::
+that video (the Visual Memory Retriever, ``k = 3``) replace the whole video. Answers are scored
+with :func:`marc.training.answers.eval_score`: by default (``scoring="video_r1"``) exactly as
+Video-R1's ``eval_bench.py`` ``reward_fn`` scores them (exact option strings, MRA for regression,
+0 for OCR/free-form; see :mod:`marc.training.video_r1`), ``"lenient"`` on request. A sample is
+correct when it scores 1.0 (``eval_bench.py``). A cell of the table is the mean score in %, as in
+the paper's Table 1, and the JSON also reports Video-R1's ``mean_acc`` (every type but
+regression) and ``mean_mra`` (regression) separately::
 
     Setting               Tokens  MVBench  TempCompass  VideoMME  VideoMMMU  VSI-Bench  MMVU  Mean
 
@@ -29,7 +33,7 @@ from rich.table import Table
 
 from marc.memory.core.config import AnswerModelConfig, CompressionConfig, MemoryConfig, as_config
 from marc.memory.core.errors import MediaError, one_line
-from marc.training.answers import score
+from marc.training.answers import Scoring, check_scoring, eval_score
 from marc.training.data import BENCHMARKS, Sample, benchmark_name, load_dataset
 from marc.training.inputs import MODES
 
@@ -62,10 +66,12 @@ class SampleResult:
         id: the record's ``problem_id``.
         prediction: the whole generated text.
         reference: the reference answer (inside ``<answer>`` of the solution).
-        score: :func:`marc.training.answers.score`, in [0, 1]; 0 when it failed.
+        score: :func:`marc.training.answers.eval_score`, in [0, 1]; 0 when it failed.
         visual_tokens: visual tokens the language model read.
         events: retrieved events used (retrieval only), their ids.
         error: why the sample could not be answered (missing media, ...), else ``None``.
+        problem_type: the record's problem type (regression goes to ``mean_mra``).
+        correct: ``score == 1.0`` (``eval_bench.py``'s ``correct``).
     """
 
     setting: str
@@ -77,6 +83,8 @@ class SampleResult:
     visual_tokens: int
     events: list[str] = field(default_factory=list)
     error: str | None = None
+    problem_type: str = ""
+    correct: bool = False
 
 
 @dataclass
@@ -105,6 +113,16 @@ class EvalReport:
         cell = self.cell(setting, benchmark)
         return 100.0 * sum(r.score for r in cell) / len(cell) if cell else None
 
+    def mean_acc(self, setting: str, benchmark: str) -> float | None:
+        """Video-R1's ``mean_acc`` in %: the mean score of a cell's non-regression samples."""
+        cell = [r.score for r in self.cell(setting, benchmark) if r.problem_type != "regression"]
+        return 100.0 * sum(cell) / len(cell) if cell else None
+
+    def mean_mra(self, setting: str, benchmark: str) -> float | None:
+        """Video-R1's ``mean_mra`` in %: the mean score (MRA) of a cell's regression samples."""
+        cell = [r.score for r in self.cell(setting, benchmark) if r.problem_type == "regression"]
+        return 100.0 * sum(cell) / len(cell) if cell else None
+
     def mean(self, setting: str) -> float | None:
         """The paper's Mean: the mean of the benchmarks' accuracies (not of all samples)."""
         accs = [a for b in self.benchmarks if (a := self.accuracy(setting, b)) is not None]
@@ -125,6 +143,12 @@ class EvalReport:
             "accuracy": {
                 s: {**{b: self.accuracy(s, b) for b in self.benchmarks}, "Mean": self.mean(s)}
                 for s in self.settings
+            },
+            "mean_acc": {
+                s: {b: self.mean_acc(s, b) for b in self.benchmarks} for s in self.settings
+            },
+            "mean_mra": {
+                s: {b: self.mean_mra(s, b) for b in self.benchmarks} for s in self.settings
             },
             "counts": {s: {b: self.count(s, b) for b in self.benchmarks} for s in self.settings},
             "failed": {s: {b: self.failed(s, b) for b in self.benchmarks} for s in self.settings},
@@ -230,6 +254,7 @@ def evaluate(
     limit: int | None = None,
     k: int = 3,
     progress: bool = True,
+    scoring: Scoring = "video_r1",
 ) -> EvalReport:
     """Answer every sample of ``data`` in every mode and score it.
 
@@ -252,6 +277,8 @@ def evaluate(
             ``max_new_tokens``).
         limit: evaluate the first ``limit`` samples of each benchmark.
         progress: show a progress bar (and failures as they happen) on stderr.
+        scoring: ``"video_r1"`` (Video-R1's ``eval_bench.py`` scorer, exactly) or
+            ``"lenient"`` (:func:`marc.training.answers.score`).
 
     Raises:
         FileNotFoundError: a data file does not exist.
@@ -259,6 +286,7 @@ def evaluate(
         ValueError: an unknown mode, or a bad number.
         ModelError, StoreError: the model or (retrieval) MARC's memory cannot be used.
     """
+    check_scoring(scoring)
     modes = list(dict.fromkeys(modes))
     for m in modes:
         if m not in MODES:
@@ -289,7 +317,7 @@ def evaluate(
             "data": [str(p) for p in data], "modes": modes, "frames": frames,
             "uniform_frames": uniform_frames, "budget": budget, "retrieval": retrieval,
             "k": k if retrieval else None, "reasoning": reasoning, "limit": limit,
-            "max_new_tokens": answer_model.max_new_tokens,
+            "max_new_tokens": answer_model.max_new_tokens, "scoring": scoring,
         },
     )  # fmt: skip
     err = Console(stderr=True) if progress else None
@@ -298,7 +326,7 @@ def evaluate(
     try:
         if retrieval:
             memory = _Memory(as_config(settings, MemoryConfig), k)
-        _Evaluator(report, builder, memory, labels, options, err).run(benches)
+        _Evaluator(report, builder, memory, labels, options, err, scoring).run(benches)
     finally:
         builder.backend.close()
         if memory is not None:
@@ -316,6 +344,7 @@ class _Evaluator:
     labels: dict[str, str]  # mode -> setting label
     options: dict[str, Any]  # InputBuilder.prepare's frames, uniform_frames, budget, reasoning
     err: Console | None  # where progress and failures go; None: quiet
+    scoring: Scoring = "video_r1"
     failed_ingest: dict[str, str] = field(default_factory=dict)  # path -> why (retrieval)
 
     def run(self, benches: dict[str, list[Sample]]) -> None:
@@ -347,10 +376,13 @@ class _Evaluator:
                 except MediaError as e:  # present but unreadable
                     self.fail(bench, sample, [setting], one_line(e))
                 else:
+                    value = eval_score(
+                        sample.problem_type, answer.raw, sample.solution, self.scoring
+                    )
                     self.report.results.append(SampleResult(
-                        setting, bench, sample.problem_id, answer.raw, sample.answer,
-                        score(sample.problem_type, answer.raw, sample.solution),
+                        setting, bench, sample.problem_id, answer.raw, sample.answer, value,
                         prepared.visual_tokens, [h.id for h in hits or []],
+                        problem_type=sample.problem_type, correct=value == 1.0,
                     ))  # fmt: skip
             advance()
 
@@ -378,5 +410,5 @@ class _Evaluator:
         for setting in settings:
             self.report.results.append(
                 SampleResult(setting, bench, sample.problem_id, "", sample.answer, 0.0, 0,
-                             error=problem)
+                             error=problem, problem_type=sample.problem_type)
             )  # fmt: skip

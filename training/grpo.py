@@ -143,6 +143,7 @@ class GRPOTrainer(Trainer):
             format_weight=c.format_weight,
             threshold=c.threshold,
             compression_reward=c.compression_reward,
+            scoring=c.scoring,
         )
         # the reference model: the starting checkpoint, frozen (also on resume)
         self.ref = load_frozen(self.model_dir, c.answer_model) if c.beta > 0 else None
@@ -161,6 +162,7 @@ class GRPOTrainer(Trainer):
             f"frames={c.answer_model.frames};G={c.num_generations};temperature={c.temperature};"
             f"top_p={c.top_p};max_tokens={c.max_completion_length};reasoning={c.reasoning};"
             f"pixels={c.answer_model.frame_pixels};threshold={c.threshold}"
+            + ("" if c.scoring == "lenient" else f";scoring={c.scoring}")  # lenient: old caches
         )
         self.output.mkdir(parents=True, exist_ok=True)
         self.teacher_cache = TeacherCache(c.teacher_cache_path)
@@ -196,7 +198,7 @@ class GRPOTrainer(Trainer):
                     top_p=c.top_p,
                     max_new_tokens=c.max_completion_length,
                 )
-            acc = accuracy(sample.problem_type, sample.solution, roll.texts, c.threshold)
+            acc = accuracy(sample.problem_type, sample.solution, roll.texts, c.threshold, c.scoring)
             out.append(TeacherResult(roll.texts, acc))
         return out
 

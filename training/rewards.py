@@ -4,7 +4,8 @@ For a question with ``G`` completions ``o_i`` of the student (who sees the compr
 
     R_i = r_i + 1[correct_i] * alpha * max(0, eta - tau)        eta = a_comp / a_full
 
-``r_i`` is the base reward (the answer score of Video-R1 plus a format reward), ``a_comp`` the
+``r_i`` is the base reward (the answer score plus a format reward: Video-R1's own
+``accuracy_reward`` and ``format_reward`` with ``scoring="video_r1"``, the default), ``a_comp`` the
 fraction of the ``G`` student completions that are correct and ``a_full`` the accuracy of the
 teacher on the same question with the full 64-frame input (see
 :mod:`marc.training.teacher_cache`). Correct completions earn the bonus when the compressed student
@@ -29,7 +30,14 @@ from dataclasses import dataclass
 
 import torch
 
-from marc.training.answers import correct_from_score, format_reward, is_correct, score
+from marc.training.answers import (
+    Scoring,
+    check_scoring,
+    correct_from_score,
+    format_score,
+    is_correct,
+    training_score,
+)
 
 __all__ = [
     "ALPHA",
@@ -120,18 +128,28 @@ def group_advantages(rewards: Sequence[float] | torch.Tensor, group_size: int) -
 
 
 def accuracy(
-    problem_type: str, solution: str, completions: Sequence[str], threshold: float = 0.5
+    problem_type: str,
+    solution: str,
+    completions: Sequence[str],
+    threshold: float = 0.5,
+    scoring: Scoring = "video_r1",
 ) -> float:
     """The fraction of ``completions`` that are correct (:func:`~marc.training.answers.is_correct`).
 
     Used for the teacher's ``a_full``; the student's ``a_comp`` is the same over its completions.
 
     >>> accuracy("numerical", "<answer>4</answer>", ["<answer>4</answer>", "5", "4.0", "four"])
+    0.25
+    >>> accuracy("numerical", "<answer>4</answer>", ["<answer>4</answer>", "5", "4.0", "four"],
+    ...          scoring="lenient")
     0.5
     """
     if not completions:
         raise ValueError("accuracy of no completions is undefined")
-    hits = sum(is_correct(problem_type, c, solution, threshold=threshold) for c in completions)
+    hits = sum(
+        is_correct(problem_type, c, solution, threshold=threshold, scoring=scoring)
+        for c in completions
+    )
     return hits / len(completions)
 
 
@@ -170,6 +188,9 @@ class CGRPOReward:
             ``r_i = score_i + format_weight * format_i``; 0 disables it.
         threshold: score at which graded answers (OCR, free-form, regression) count as correct.
         compression_reward: add the maintenance term; ``False`` gives plain GRPO rewards.
+        scoring: ``"video_r1"`` (Video-R1's ``accuracy_reward`` and ``format_reward``, exactly)
+            or ``"lenient"`` (:func:`marc.training.answers.score`); see
+            :mod:`marc.training.answers`.
     """
 
     tau: float = TAU
@@ -177,8 +198,10 @@ class CGRPOReward:
     format_weight: float = 1.0
     threshold: float = 0.5
     compression_reward: bool = True
+    scoring: Scoring = "video_r1"
 
     def __post_init__(self) -> None:
+        check_scoring(self.scoring)
         if self.tau < 0:
             raise ValueError(f"tau must be >= 0, got {self.tau}")
         if self.alpha < 0:
@@ -208,11 +231,13 @@ class CGRPOReward:
             raise ValueError("no completions to reward")
         if data_type not in ("video", "image"):
             raise ValueError(f"data_type must be 'video' or 'image', got {data_type!r}")
-        scores = [score(sample_problem_type, c, solution) for c in completions]
+        scores = [
+            training_score(sample_problem_type, c, solution, self.scoring) for c in completions
+        ]
         correct = [
             correct_from_score(sample_problem_type, s, threshold=self.threshold) for s in scores
         ]
-        formats = [format_reward(c) for c in completions]
+        formats = [format_score(c, self.scoring) for c in completions]
         a_comp = sum(correct) / len(correct)
         term = 0.0
         if self.compression_reward and a_full is not None and data_type == "video":

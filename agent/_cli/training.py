@@ -32,12 +32,31 @@ ResumeOpt = Annotated[
     typer.Option("--resume/--no-resume", help="Continue from the latest checkpoint in output_dir."),
 ]
 StepsOpt = Annotated[int | None, typer.Option("--max-steps", help="Override max_steps.")]
+ScoringOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scoring",
+        help="Override scoring: video_r1 (Video-R1's training reward and format reward, exactly; "
+        "the config default) or lenient (the archive scorer).",
+        show_default=False,
+    ),
+]
 
 
-def _train(method: str, config: Path, output_dir, resume, max_steps) -> None:
+def _check_scoring(scoring: str | None) -> None:
+    if scoring is not None and scoring not in ("video_r1", "lenient"):
+        raise typer.BadParameter(
+            f"must be video_r1 or lenient, got {scoring!r}", param_hint="--scoring"
+        )
+
+
+def _train(method: str, config: Path, output_dir, resume, max_steps, scoring) -> None:
     from marc.training.run import train
 
-    folder = train(method, config, output_dir=output_dir, resume=resume, max_steps=max_steps)
+    _check_scoring(scoring)
+    folder = train(
+        method, config, output_dir=output_dir, resume=resume, max_steps=max_steps, scoring=scoring
+    )
     typer.echo(str(folder))
 
 
@@ -47,10 +66,11 @@ def grpo(
     output_dir: OutputOpt = None,
     resume: ResumeOpt = None,
     max_steps: StepsOpt = None,
+    scoring: ScoringOpt = None,
 ) -> None:
     """Train with C-GRPO: G rollouts on compressed one-frame input, the compression reward,
     clipped ratio and k3 KL to the reference. Prints the final model's folder."""
-    _train("grpo", config, output_dir, resume, max_steps)
+    _train("grpo", config, output_dir, resume, max_steps, scoring)
 
 
 @train_app.command("sft")
@@ -59,10 +79,11 @@ def sft(
     output_dir: OutputOpt = None,
     resume: ResumeOpt = None,
     max_steps: StepsOpt = None,
+    scoring: ScoringOpt = None,
 ) -> None:
     """Train the SFT baseline: cross-entropy on the target answers, same data and inputs.
     Prints the final model's folder."""
-    _train("sft", config, output_dir, resume, max_steps)
+    _train("sft", config, output_dir, resume, max_steps, scoring)
 
 
 @app.command("eval")
@@ -104,6 +125,14 @@ def eval_(
     limit: Annotated[
         int | None, typer.Option(help="Evaluate the first N samples of each benchmark.")
     ] = None,
+    scoring: Annotated[
+        str,
+        typer.Option(
+            "--scoring",
+            help="video_r1: Video-R1's eval_bench.py scorer, exactly (exact option letters, MRA "
+            "for regression, 0 for OCR/free-form); lenient: the archive scorer.",
+        ),
+    ] = "video_r1",
     json_out: Annotated[bool, typer.Option("--json", help="Print only JSON to stdout.")] = False,
     output: Annotated[
         Path | None, typer.Option("--output", help="Also write the JSON report to this file.")
@@ -116,10 +145,11 @@ def eval_(
     from marc.training.evaluate import evaluate
     from marc.training.inputs import MODES
 
+    _check_scoring(scoring)
     report = evaluate(
         model, data, settings=settings(), modes=mode or MODES, frames=frames,
         uniform_frames=uniform_frames, budget=budget, retrieval=retrieval, reasoning=reasoning,
-        max_new_tokens=max_new_tokens, limit=limit, progress=not json_out,
+        max_new_tokens=max_new_tokens, limit=limit, progress=not json_out, scoring=scoring,
     )  # fmt: skip
     data_json = report.to_json()
     if output is not None:
