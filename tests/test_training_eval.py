@@ -80,6 +80,10 @@ def test_report_arithmetic():
     assert r.accuracy("s", "MVBench") == 50.0 and r.accuracy("s", "MMVU") == 100.0
     assert r.mean("s") == 75.0  # mean over benchmarks, not over samples
     assert r.accuracy("s", "VideoMME") is None
+    # Video-R1 reports regression (MRA) apart from the rest (eval_bench.py's final_acc)
+    r.results.append(SampleResult("s", "MMVU", "2", "", "10", 0.6, 4, problem_type="regression"))
+    assert r.mean_acc("s", "MMVU") == 100.0 and r.mean_mra("s", "MMVU") == pytest.approx(60.0)
+    assert r.accuracy("s", "MMVU") == pytest.approx(80.0)
     assert label("uniform", frames=64, uniform_frames=16, budget=2, retrieval=False) == (
         "uniform (16 frames)"
     )
@@ -126,6 +130,9 @@ def test_cli_json_and_output(cli, bench, tmp_path):
     assert data["settings"] == ["compressed (1 frame)", "uniform (4 frames)"]
     assert data["benchmarks"] == ["MMVU"] and data["counts"]["uniform (4 frames)"] == {"MMVU": 1}
     assert json.loads(out.read_text()) == data
+    assert data["config"]["scoring"] == "video_r1"  # Video-R1's eval_bench.py scorer by default
+    assert set(data["mean_acc"]["uniform (4 frames)"]) == {"MMVU"}
+    assert data["mean_mra"]["uniform (4 frames)"] == {"MMVU": None}  # no regression sample
 
 
 @pytest.mark.parametrize(
@@ -134,6 +141,7 @@ def test_cli_json_and_output(cli, bench, tmp_path):
         (["--data", "nowhere.json"], "error: nowhere.json: no such data file"),
         (["--data", "{one}", "--mode", "sideways"], "error: unknown mode 'sideways'"),
         (["--data", "{bad}"], "record 0: missing 'problem_type'"),
+        (["--data", "{one}", "--scoring", "strict"], "must be video_r1 or lenient"),
     ],
 )
 def test_cli_errors_are_one_line(cli, bench, tmp_path, args, message):

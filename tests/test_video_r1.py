@@ -227,3 +227,22 @@ def test_wer_is_word_level_levenshtein():
 def test_docstring_examples():
     assert doctest.testmod(video_r1).failed == 0
     assert doctest.testmod(answers).failed == 0
+
+
+def test_train_config_scores_like_video_r1_by_default(tmp_path):
+    from typer.testing import CliRunner
+
+    from marc.agent._cli import app
+    from marc.training.config import TrainConfig, load_config
+
+    assert TrainConfig(data="t.json", output_dir="o").scoring == "video_r1"
+    old = tmp_path / "old.yaml"  # a config written before the field existed still loads
+    old.write_text("method: grpo\ndata: t.json\noutput_dir: o\nthreshold: 0.5\n")
+    assert load_config(old).scoring == "video_r1"
+    assert load_config(old, scoring="lenient").scoring == "lenient"
+    with pytest.raises(ValueError, match="scoring must be video_r1 or lenient"):
+        load_config(old, scoring="exact")
+    result = CliRunner().invoke(app, ["train", "grpo", "-c", str(old), "--scoring", "exact"])
+    assert result.exit_code == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert "must be video_r1 or lenient" in line
