@@ -149,6 +149,11 @@ def _config(plan: dict, **kw):
 
     base = dict(
         teacher_frames=plan["task"]["frames"],
+        # the miniature's recorded protocol (bench/training.md): every frame of its 56-px clips,
+        # no upscaling to qwen-vl-utils' 128*28*28 floor, and the lenient scorer; the
+        # reproduction defaults (2 fps, the floor, Video-R1's scoring) are for real benchmarks
+        answer_model={"sample_fps": 0, "min_frame_pixels": 4 * 28 * 28},
+        scoring="lenient",
         budget=1,
         reasoning=False,  # a tiny model answers "<answer>X</answer>" directly
         format_weight=0.0,  # the format reward checks <think>; no signal without reasoning

@@ -19,7 +19,8 @@ from marc.memory.core.settings import Settings
 from marc.training.data import write_dataset
 from marc.training.evaluate import EvalReport, SampleResult, evaluate, label
 
-FAST = dict(frames=8, uniform_frames=4, progress=False)
+# every frame of the synthetic 2 s clips (not qwen-vl-utils' 2 fps), at their own 56 px
+FAST = dict(frames=8, uniform_frames=4, progress=False, sample_fps=0)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,7 @@ def bench(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture
 def settings(marc_home) -> Settings:
-    return Settings(vlm_max_new_tokens=4)
+    return Settings(vlm_max_new_tokens=4, vlm_min_frame_pixels=3136)
 
 
 @pytest.mark.slow

@@ -49,6 +49,8 @@ def _config(tiny_model: Path, task: Path, out: Path, **kw) -> TrainConfig:
         data=str(task),
         output_dir=str(out),
         teacher_frames=8,  # the synthetic clips have 8 frames
+        # every frame of the 2 s clips, at their 56 px (not upscaled to qwen-vl-utils' floor)
+        answer_model={"sample_fps": 0, "min_frame_pixels": 3136},
         num_generations=4,
         max_completion_length=8,
         learning_rate=1e-3,
@@ -282,8 +284,8 @@ def test_config_sections_and_the_flat_keys_of_earlier_configs(tmp_path):
     a, b = load_config(nested), load_config(flat)
     assert a == b
     assert a.answer_model == AnswerModelConfig(
-        model="tiny", frames=8, frame_pixels=6272, device="cpu", dtype="float32"
-    )
+        model="tiny", frames=8, frame_pixels=6272, device="cpu", dtype="float32", sample_fps=2.0
+    )  # training samples the qwen-vl-utils way (2 fps, at most `frames`) unless told otherwise
     assert a.compression == CompressionConfig(budget=2, window=3, ratio=0.25)
     assert a.teacher_model == "tiny"
     assert TrainConfig.from_dict(json.loads(json.dumps(a.to_dict()))) == a  # JSON round trip
@@ -322,7 +324,7 @@ def test_a_yaml_run_reads_no_environment(tiny_model, task, tmp_path, monkeypatch
     cfg = tmp_path / "run.yaml"
     cfg.write_text(
         f"method: sft\ndata: {task}\noutput_dir: {tmp_path / 'run'}\nstudent_input: full\n"
-        f"answer_model: {{model: {tiny_model}, frames: 8, device: cpu}}\n"
+        f"answer_model: {{model: {tiny_model}, frames: 8, device: cpu, sample_fps: 0}}\n"
         "reasoning: false\nprogress: false\nbatch: 2\nmax_steps: 1\n"
     )
     assert train("sft", cfg) == tmp_path / "run" / "final"

@@ -60,11 +60,14 @@ class TrainConfig:
             (``Qwen/Qwen2.5-VL-3B-Instruct``, the paper's student) or ``"tiny"`` (the generated
             random-weight model, in ``cache_dir``); the frozen reference model of the KL term is
             loaded from the same place. ``frames``: frames sampled across each video for the
-            teacher and, before compression, for the student (the paper's 64). ``frame_pixels``:
-            most pixels per frame (128*28*28, about 117 visual tokens per group). ``device``,
-            ``dtype``: where and in what precision the models run (``auto``: bfloat16 on CUDA,
-            float32 on CPU). ``backend`` must be ``transformers`` (training runs the model in
-            this process); the rollouts' length is ``max_completion_length``.
+            teacher and, before compression, for the student (the paper's 64), at most:
+            ``sample_fps`` (2 here, Video-R1's qwen-vl-utils rule; 0: always ``frames``) reads 2
+            frames per second of video, at least ``min_frames`` (4), so short clips get fewer.
+            ``frame_pixels``, ``min_frame_pixels``: the pixel bounds per frame (both 128*28*28
+            as Video-R1's qwen-vl-utils; the ceiling is then 105,369, 128-134 tokens a group).
+            ``device``, ``dtype``: where and in what precision the models run (``auto``:
+            bfloat16 on CUDA, float32 on CPU). ``backend`` must be ``transformers`` (training
+            runs the model in this process); the rollouts' length is ``max_completion_length``.
         teacher: the teacher's checkpoint (sees ``answer_model.frames`` uncompressed frames);
             ``None``: the same as ``answer_model.model`` (the paper's Qwen2.5-VL teacher of the
             same size). When it is the same, the frozen reference model doubles as the teacher.
@@ -131,7 +134,7 @@ class TrainConfig:
 
     method: Method = "grpo"
     # model and data
-    answer_model: AnswerModelConfig = field(default_factory=AnswerModelConfig)
+    answer_model: AnswerModelConfig = field(default_factory=lambda: _answer_model({}))
     teacher: str | None = None
     data: str = ""
     data_root: str | None = None
@@ -285,11 +288,24 @@ class TrainConfig:
         for key in values:
             if key not in _FIELDS:
                 raise ValueError(f"unknown key {key!r} (see marc.training.config.TrainConfig)")
-        built = {name: cls_(**sections[name]) for name, cls_ in _SECTIONS.items()}
+        built = {
+            "answer_model": _answer_model(sections["answer_model"]),
+            "compression": CompressionConfig(**sections["compression"]),
+        }
         return cls(**values, **built)
 
 
 _FIELDS = {f.name for f in fields(TrainConfig)} - {"extra"}
+
+#: Video-R1's sampling (its qwen-vl-utils): 2 frames per second of video, at least 4, at most
+#: ``answer_model.frames`` (64 here, the paper's teacher; Video-R1 trains with 16). Training and
+#: evaluation default to it; a YAML section may set ``sample_fps: 0`` for always ``frames``.
+TRAIN_SAMPLE_FPS = 2.0
+
+
+def _answer_model(values: dict[str, Any]) -> AnswerModelConfig:
+    """The ``answer_model:`` section, with training's default sampling (``sample_fps`` 2)."""
+    return AnswerModelConfig(**{"sample_fps": TRAIN_SAMPLE_FPS, **values})
 
 
 def load_config(path: str | Path, **overrides: Any) -> TrainConfig:

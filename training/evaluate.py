@@ -255,6 +255,7 @@ def evaluate(
     k: int = 3,
     progress: bool = True,
     scoring: Scoring = "video_r1",
+    sample_fps: float | None = 2.0,
 ) -> EvalReport:
     """Answer every sample of ``data`` in every mode and score it.
 
@@ -279,6 +280,9 @@ def evaluate(
         progress: show a progress bar (and failures as they happen) on stderr.
         scoring: ``"video_r1"`` (Video-R1's ``eval_bench.py`` scorer, exactly) or
             ``"lenient"`` (:func:`marc.training.answers.score`).
+        sample_fps: frames per second of video read, qwen-vl-utils' rule as Video-R1 evaluates
+            (2: at least 4 frames, at most ``frames`` / ``uniform_frames``, so short clips get
+            fewer); 0: always ``frames``; ``None``: the answer config's ``sample_fps``.
 
     Raises:
         FileNotFoundError: a data file does not exist.
@@ -300,6 +304,12 @@ def evaluate(
         )
     benches = _load_data(data, limit)  # data errors before the model loads
     update: dict[str, Any] = {"model": model}
+    if sample_fps is not None:
+        if not sample_fps >= 0:
+            raise ValueError(
+                f"sample_fps must be >= 0 (0: always {frames} frames), got {sample_fps}"
+            )
+        update["sample_fps"] = sample_fps
     if max_new_tokens is not None:
         update["max_new_tokens"] = max_new_tokens
     answer_model = dataclasses.replace(as_config(settings, AnswerModelConfig), **update)
@@ -318,6 +328,9 @@ def evaluate(
             "uniform_frames": uniform_frames, "budget": budget, "retrieval": retrieval,
             "k": k if retrieval else None, "reasoning": reasoning, "limit": limit,
             "max_new_tokens": answer_model.max_new_tokens, "scoring": scoring,
+            "sample_fps": answer_model.sample_fps, "min_frames": answer_model.min_frames,
+            "frame_pixels": answer_model.frame_pixels,
+            "min_frame_pixels": answer_model.min_frame_pixels,
         },
     )  # fmt: skip
     err = Console(stderr=True) if progress else None

@@ -162,6 +162,8 @@ class GRPOTrainer(Trainer):
             f"frames={c.answer_model.frames};G={c.num_generations};temperature={c.temperature};"
             f"top_p={c.top_p};max_tokens={c.max_completion_length};reasoning={c.reasoning};"
             f"pixels={c.answer_model.frame_pixels};threshold={c.threshold}"
+            f";min_pixels={c.answer_model.min_frame_pixels};fps={c.answer_model.sample_fps}"
+            f";min_frames={c.answer_model.min_frames}"
             + ("" if c.scoring == "lenient" else f";scoring={c.scoring}")  # lenient: old caches
         )
         self.output.mkdir(parents=True, exist_ok=True)

@@ -94,7 +94,12 @@ class InputBuilder:
         if compression is None and not isinstance(config, AnswerModelConfig):
             compression = config  # a Settings holds both
         backend = TransformersBackend(model, processor)
-        vision = VisionTower(backend.visual, processor, frame_pixels=answer_model.frame_pixels)
+        vision = VisionTower(
+            backend.visual,
+            processor,
+            frame_pixels=answer_model.frame_pixels,
+            min_pixels=answer_model.min_frame_pixels,
+        )
         return cls(backend, vision, answer_model, compression)
 
     def _answerer(self, frames: int) -> Answerer:

@@ -102,6 +102,15 @@ def eval_(
     ] = None,
     frames: Annotated[int, typer.Option(help="Frames for full and before compression.")] = 64,
     uniform_frames: Annotated[int, typer.Option(help="Frames of the uniform baseline.")] = 16,
+    fps: Annotated[
+        float,
+        typer.Option(
+            "--fps",
+            min=0,
+            help="Frames per second of video read, qwen-vl-utils' rule as Video-R1 evaluates "
+            "(at least 4, at most --frames / --uniform-frames); 0: always --frames.",
+        ),
+    ] = 2.0,
     budget: Annotated[int, typer.Option(help="Frame groups kept by the compression.")] = 1,
     retrieval: Annotated[
         bool,
@@ -150,6 +159,7 @@ def eval_(
         model, data, settings=settings(), modes=mode or MODES, frames=frames,
         uniform_frames=uniform_frames, budget=budget, retrieval=retrieval, reasoning=reasoning,
         max_new_tokens=max_new_tokens, limit=limit, progress=not json_out, scoring=scoring,
+        sample_fps=fps,
     )  # fmt: skip
     data_json = report.to_json()
     if output is not None:

@@ -3,9 +3,13 @@
 This is MARC's answer path (the paper's Fig. 2 after retrieval):
 
 1. **Sample** the answer config's ``frames`` (``MARC_VLM_FRAMES``: 64, like the paper's teacher)
-   frames across the ``k`` events, split by duration (at least one temporal group of 2 frames
-   each), all letterboxed to one size chosen by Qwen's ``smart_resize`` for the first event's
-   video, so every group has ``P`` tokens.
+   frames across the ``k`` events — or, with ``sample_fps > 0`` (``marc train``/``marc eval``'s
+   default, 2), qwen-vl-utils' count for the events' footage: 2 per second, at least
+   ``min_frames`` (4), at most ``frames`` (:mod:`.sampling`) — split by duration (at least one
+   temporal group of 2 frames each), all letterboxed to one size chosen by qwen-vl-utils' bounds
+   and ``smart_resize`` for the largest event's video, so every group has ``P`` tokens. Frames
+   are the centres of equal bins of each event (qwen-vl-utils picks rounded ``linspace`` frame
+   indices; the count and size are the same).
 2. **Encode** them with Qwen2.5-VL's own vision tower: ``[T_e/2, P, D]`` per event.
 3. **Compress** with :func:`marc.compression.compress` (window merges inside each event, then
    across events; the compression config's ``window`` and ``ratio``) down to ``budget`` groups:
@@ -32,6 +36,7 @@ import torch
 from marc.compression import compress
 from marc.compression.vlm.backend import VLMBackend
 from marc.compression.vlm.prompt import Visual, VisualPrompt, build_messages
+from marc.compression.vlm.sampling import smart_nframes
 from marc.compression.vlm.vision import VisionTower
 from marc.memory.core.config import AnswerModelConfig, CompressionConfig, as_config
 from marc.memory.core.errors import MediaError, one_line
@@ -218,12 +223,14 @@ class Answerer:
                 continue
             readable.append(hit)
             shapes.append((seen[hit.video].width, seen[hit.video].height))
+        per_group = self.vision.temporal
+        total = self.config.frames - self.config.frames % per_group
+        if self.config.sample_fps > 0 and readable:
+            total = self.frame_count(readable, [seen[h.video].fps for h in readable])
         size = None
         if shapes:
             width, height = max(shapes, key=lambda wh: (wh[0] * wh[1], wh))
-            size = self.vision.frame_size(width, height)
-        per_group = self.vision.temporal
-        total = self.config.frames - self.config.frames % per_group
+            size = self.vision.frame_size(width, height, nframes=total)
         counts = allocate_frames([h.end_s - h.start_s for h in readable], total, per_group)
         for hit, n in zip(readable, counts, strict=True):
             h, w = size
@@ -239,6 +246,30 @@ class Answerer:
             out.frames.append(frames)
             out.times.append(frame_times(hit.start_s, hit.end_s, n, fps))
         return out
+
+    def frame_count(self, events: Sequence[EventRef], fps: Sequence[float | None]) -> int:
+        """Frames to read across ``events`` with ``sample_fps``: qwen-vl-utils' ``smart_nframes``
+        over their frames together (``sample_fps`` per second of video, at least ``min_frames``,
+        at most ``frames``, even; :func:`~marc.compression.vlm.sampling.smart_nframes`).
+
+        One event of a whole video (training and evaluation) gets exactly qwen-vl-utils' count
+        for that video. A span too short for 2 frames gets 2 (qwen-vl-utils refuses it).
+        """
+        c = self.config
+        frames = [
+            max(1, round((e.end_s - e.start_s) * (f or 25.0)))
+            for e, f in zip(events, fps, strict=True)
+        ]  # frames of video each event spans (25 fps when the rate is unknown)
+        seconds = sum(max(e.end_s - e.start_s, 1e-6) for e in events)
+        total = sum(frames)
+        try:
+            n = smart_nframes(
+                total, total / seconds, fps=c.sample_fps, min_frames=c.min_frames,
+                max_frames=c.frames,
+            )  # fmt: skip
+        except ValueError:  # fewer than 2 frames of video
+            n = self.vision.temporal
+        return n
 
     def prompt(
         self,
@@ -449,7 +480,10 @@ def load_backend(config: AnswerModelConfig | Any) -> tuple[VLMBackend, VisionTow
         processor = load_processor(folder)
         backend = TransformersBackend(load_model(folder, c), processor)
         visual = backend.visual
-    return backend, VisionTower(visual, processor, frame_pixels=c.frame_pixels)
+    vision = VisionTower(
+        visual, processor, frame_pixels=c.frame_pixels, min_pixels=c.min_frame_pixels
+    )
+    return backend, vision
 
 
 def answer(
