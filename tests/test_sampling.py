@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import doctest
+import json
 
 import pytest
 
@@ -129,3 +130,27 @@ def test_training_reads_videos_the_qwen_vl_utils_way(builder, vtest_avi, run_ffm
     long = builder.prepare(_sample(vtest_avi, tmp_path), "full", frames=64)
     assert [f.shape[0] for f in long.sampled.frames] == [64]
     assert long.frame_size == (280, 364) and long.visual_tokens == 32 * 130
+
+
+@pytest.mark.slow
+def test_the_video_r1_prompt_is_the_question_and_the_video_only(builder, vtest_avi, run_ffmpeg,
+                                                                 tmp_path):  # fmt: skip
+    """No archive intro, no file or camera name (the folder can name the class)."""
+    from marc.training.video_r1 import question_prompt
+
+    folder = tmp_path / "label_dog"
+    folder.mkdir()
+    clip = folder / "clip.mp4"
+    run_ffmpeg("-i", vtest_avi, "-t", "2", "-vf", "scale=176:144", "-r", "10", clip)
+    sample = _sample(clip, tmp_path)
+    for stage in ("train", "eval"):
+        prepared = builder.prepare(sample, "compressed", prompt="video_r1", stage=stage)
+        (message,) = prepared.prompt.messages
+        assert message["content"] == [
+            {"type": "image"},
+            {"type": "text", "text": question_prompt(
+                sample.problem, sample.problem_type, sample.options, stage=stage)},
+        ]  # fmt: skip
+        assert "label_dog" not in json.dumps(message) and "clip.mp4" not in json.dumps(message)
+    marc = builder.prepare(sample, "compressed", prompt="marc")
+    assert "label_dog" in json.dumps(marc.prompt.messages)  # what the archive prompt says

@@ -20,7 +20,7 @@ from marc.training.data import write_dataset
 from marc.training.evaluate import EvalReport, SampleResult, evaluate, label
 
 # every frame of the synthetic 2 s clips (not qwen-vl-utils' 2 fps), at their own 56 px
-FAST = dict(frames=8, uniform_frames=4, progress=False, sample_fps=0)
+FAST = dict(frames=8, uniform_frames=4, progress=False, sample_fps=0, max_new_tokens=4)
 
 
 @pytest.fixture(scope="module")
@@ -115,9 +115,9 @@ def test_retrieval_ingests_once_and_uses_events_of_the_sample_video(bench, setti
 # ------------------------------------------------------------------------------------ CLI
 @pytest.fixture
 def cli(marc_home, monkeypatch):
-    monkeypatch.setenv("MARC_VLM_MAX_NEW_TOKENS", "4")
+    monkeypatch.setenv("MARC_VLM_MIN_FRAME_PIXELS", "3136")  # the 56 px clips as they are
     runner = CliRunner()
-    return lambda *args: runner.invoke(app, ["eval", *map(str, args)])
+    return lambda *args: runner.invoke(app, ["eval", "--max-new-tokens", "4", *map(str, args)])
 
 
 def test_cli_json_and_output(cli, bench, tmp_path):
@@ -132,6 +132,15 @@ def test_cli_json_and_output(cli, bench, tmp_path):
     assert data["benchmarks"] == ["MMVU"] and data["counts"]["uniform (4 frames)"] == {"MMVU": 1}
     assert json.loads(out.read_text()) == data
     assert data["config"]["scoring"] == "video_r1"  # Video-R1's eval_bench.py scorer by default
+    # ... and its protocol: its templates, reasoning, temperature 0.1, top-p 0.001, 2 fps
+    c = data["config"]
+    assert (c["prompt"], c["reasoning"], c["temperature"], c["top_p"]) == (
+        "video_r1",
+        True,
+        0.1,
+        0.001,
+    )
+    assert c["sample_fps"] == 2.0 and c["max_new_tokens"] == 4
     assert set(data["mean_acc"]["uniform (4 frames)"]) == {"MMVU"}
     assert data["mean_mra"]["uniform (4 frames)"] == {"MMVU": None}  # no regression sample
 
@@ -143,6 +152,7 @@ def test_cli_json_and_output(cli, bench, tmp_path):
         (["--data", "{one}", "--mode", "sideways"], "error: unknown mode 'sideways'"),
         (["--data", "{bad}"], "record 0: missing 'problem_type'"),
         (["--data", "{one}", "--scoring", "strict"], "must be video_r1 or lenient"),
+        (["--data", "{one}", "--prompt", "archive"], "must be video_r1 or marc"),
     ],
 )
 def test_cli_errors_are_one_line(cli, bench, tmp_path, args, message):

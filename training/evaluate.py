@@ -249,13 +249,17 @@ def evaluate(
     uniform_frames: int = 16,
     budget: int = 1,
     retrieval: bool = False,
-    reasoning: bool = False,
-    max_new_tokens: int | None = None,
+    reasoning: bool = True,
+    max_new_tokens: int | None = 1024,
     limit: int | None = None,
     k: int = 3,
     progress: bool = True,
     scoring: Scoring = "video_r1",
     sample_fps: float | None = 2.0,
+    prompt: str = "video_r1",
+    temperature: float = 0.1,
+    top_p: float = 0.001,
+    seed: int = 0,
 ) -> EvalReport:
     """Answer every sample of ``data`` in every mode and score it.
 
@@ -273,9 +277,10 @@ def evaluate(
         uniform_frames: frames of the "uniform" baseline (16).
         budget: groups kept by the compression (1: one frame's worth of tokens).
         retrieval: answer from the top-``k`` events of the sample's video instead of all of it.
-        reasoning: ask for ``<think>``/``<answer>`` output.
-        max_new_tokens: longest answer in tokens (default: the answer config's
-            ``max_new_tokens``).
+        reasoning: ask for ``<think>``/``<answer>`` output (``prompt="marc"``; Video-R1's
+            template always asks for it).
+        max_new_tokens: longest answer in tokens (Video-R1's ``eval_bench.py``: 1,024);
+            ``None``: the answer config's ``max_new_tokens``.
         limit: evaluate the first ``limit`` samples of each benchmark.
         progress: show a progress bar (and failures as they happen) on stderr.
         scoring: ``"video_r1"`` (Video-R1's ``eval_bench.py`` scorer, exactly) or
@@ -283,6 +288,13 @@ def evaluate(
         sample_fps: frames per second of video read, qwen-vl-utils' rule as Video-R1 evaluates
             (2: at least 4 frames, at most ``frames`` / ``uniform_frames``, so short clips get
             fewer); 0: always ``frames``; ``None``: the answer config's ``sample_fps``.
+        prompt: ``"video_r1"`` (``eval_bench.py``'s question and type templates, the visual
+            input and nothing else) or ``"marc"`` (the archive prompt: an intro and each
+            event's file, camera and times; the camera is the video's folder name, which can
+            leak labels of datasets stored in class-named folders).
+        temperature, top_p: sampling of the answers (Video-R1's ``eval_bench.py``: 0.1 and
+            0.001, near-greedy); temperature 0 is greedy.
+        seed: sampled answers are seeded from it and the sample (reproducible runs).
 
     Raises:
         FileNotFoundError: a data file does not exist.
@@ -291,6 +303,12 @@ def evaluate(
         ModelError, StoreError: the model or (retrieval) MARC's memory cannot be used.
     """
     check_scoring(scoring)
+    from marc.training.inputs import PROMPTS
+
+    if prompt not in PROMPTS:
+        raise ValueError(f"prompt must be one of {', '.join(PROMPTS)}, got {prompt!r}")
+    if temperature < 0 or not 0 < top_p <= 1:
+        raise ValueError(f"need temperature >= 0 and top_p in (0, 1]; got {temperature}, {top_p}")
     modes = list(dict.fromkeys(modes))
     for m in modes:
         if m not in MODES:
@@ -326,7 +344,9 @@ def evaluate(
         config={
             "data": [str(p) for p in data], "modes": modes, "frames": frames,
             "uniform_frames": uniform_frames, "budget": budget, "retrieval": retrieval,
-            "k": k if retrieval else None, "reasoning": reasoning, "limit": limit,
+            "k": k if retrieval else None, "reasoning": reasoning or prompt == "video_r1",
+            "limit": limit, "prompt": prompt, "temperature": temperature, "top_p": top_p,
+            "seed": seed,
             "max_new_tokens": answer_model.max_new_tokens, "scoring": scoring,
             "sample_fps": answer_model.sample_fps, "min_frames": answer_model.min_frames,
             "frame_pixels": answer_model.frame_pixels,
@@ -334,12 +354,16 @@ def evaluate(
         },
     )  # fmt: skip
     err = Console(stderr=True) if progress else None
-    options = dict(frames=frames, uniform_frames=uniform_frames, budget=budget, reasoning=reasoning)
+    options = dict(
+        frames=frames, uniform_frames=uniform_frames, budget=budget, reasoning=reasoning,
+        prompt=prompt, stage="eval",
+    )  # fmt: skip
+    sampling = dict(temperature=temperature, top_p=top_p, seed=seed)
     builder, memory = _load_builder(answer_model, compression), None
     try:
         if retrieval:
             memory = _Memory(as_config(settings, MemoryConfig), k)
-        _Evaluator(report, builder, memory, labels, options, err, scoring).run(benches)
+        _Evaluator(report, builder, memory, labels, options, err, scoring, sampling).run(benches)
     finally:
         builder.backend.close()
         if memory is not None:
@@ -358,6 +382,7 @@ class _Evaluator:
     options: dict[str, Any]  # InputBuilder.prepare's frames, uniform_frames, budget, reasoning
     err: Console | None  # where progress and failures go; None: quiet
     scoring: Scoring = "video_r1"
+    sampling: dict[str, Any] = field(default_factory=dict)  # temperature, top_p, seed
     failed_ingest: dict[str, str] = field(default_factory=dict)  # path -> why (retrieval)
 
     def run(self, benches: dict[str, list[Sample]]) -> None:
@@ -385,7 +410,7 @@ class _Evaluator:
             if problem is None:
                 try:
                     prepared = self.builder.prepare(sample, mode, hits=hits, **self.options)
-                    answer = self.builder.answer(prepared, temperature=0.0)
+                    answer = self._answer(bench, sample, setting, prepared)
                 except MediaError as e:  # present but unreadable
                     self.fail(bench, sample, [setting], one_line(e))
                 else:
@@ -398,6 +423,19 @@ class _Evaluator:
                         problem_type=sample.problem_type, correct=value == 1.0,
                     ))  # fmt: skip
             advance()
+
+    def _answer(self, bench: str, sample: Sample, setting: str, prepared: Any) -> Any:
+        """One answer, seeded by the run's seed and the sample (sampling is reproducible)."""
+        import zlib
+
+        import torch
+
+        temperature = self.sampling.get("temperature", 0.0)
+        top_p = self.sampling.get("top_p", 1.0)
+        key = f"{self.sampling.get('seed', 0)}|{bench}|{sample.problem_id}|{setting}"
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(zlib.crc32(key.encode()))
+            return self.builder.answer(prepared, temperature=temperature, top_p=top_p)
 
     def inputs(self, sample: Sample) -> tuple[str | None, list[Any] | None]:
         """``(problem, hits)``: why the sample cannot be answered (or ``None``), and its

@@ -244,3 +244,61 @@ def format_reward(completion: str) -> float:
     (1.0, 0.0)
     """
     return 1.0 if _FORMAT.fullmatch(completion) else 0.0
+
+
+# ----------------------------------------------------------------------------- the prompts
+#: ``grpo.py``'s ``QUESTION_TEMPLATE`` (training; also Video-R1's SFT script).
+QUESTION_TEMPLATE_TRAIN = (
+    "{Question}\n"
+    "Please think about this question as if you were a human pondering deeply. "
+    "Engage in an internal dialogue using expressions such as 'let me think', 'wait', 'Hmm', "
+    "'oh, I see', 'let's break it down', etc, or other natural language thought expressions "
+    "It's encouraged to include self-reflection or verification in the reasoning process. "
+    "Provide your detailed reasoning between the <think> </think> tags, and then give your final "
+    "answer between the <answer> </answer> tags."
+)
+#: ``eval_bench.py``'s ``QUESTION_TEMPLATE``: "between the <think> and </think> tags".
+QUESTION_TEMPLATE_EVAL = (
+    "{Question}\n"
+    "Please think about this question as if you were a human pondering deeply. "
+    "Engage in an internal dialogue using expressions such as 'let me think', 'wait', 'Hmm', "
+    "'oh, I see', 'let's break it down', etc, or other natural language thought expressions "
+    "It's encouraged to include self-reflection or verification in the reasoning process. "
+    "Provide your detailed reasoning between the <think> and </think> tags, and then give your "
+    "final answer between the <answer> and </answer> tags."
+)
+#: ``TYPE_TEMPLATE`` (the same in ``grpo.py`` and ``eval_bench.py``).
+TYPE_TEMPLATE = {
+    "multiple choice": " Please provide only the single option letter (e.g., A, B, C, D, etc.) "
+    "within the <answer> </answer> tags.",
+    "numerical": " Please provide the numerical value (e.g., 42 or 3.14) within the "
+    "<answer> </answer> tags.",
+    "OCR": " Please transcribe text from the image/video clearly and provide your text answer "
+    "within the <answer> </answer> tags.",
+    "free-form": " Please provide your text answer within the <answer> </answer> tags.",
+    "regression": " Please provide the numerical value (e.g., 42 or 3.14) within the "
+    "<answer> </answer> tags.",
+}
+
+
+def question_prompt(
+    problem: str, problem_type: str, options: tuple[str, ...] | list[str] = (), *, stage: str
+) -> str:
+    """The text of Video-R1's user turn (after the one image or video placeholder).
+
+    ``grpo.py`` / ``eval_bench.py``: a multiple-choice question is ``problem + "Options:\\n"``
+    then each option and ``"\\n"`` (no separator before "Options:"); the question template of
+    the ``stage`` (``"train"`` or ``"eval"``), then the type's instruction. There is no system
+    prompt and no other text: nothing about cameras or files.
+
+    >>> question_prompt("Which colour?\\n", "multiple choice", ["A. red", "B. blue"],
+    ...                 stage="eval").splitlines()[:5]
+    ['Which colour?', 'Options:', 'A. red', 'B. blue', '']
+    """
+    if stage not in ("train", "eval"):
+        raise ValueError(f"stage must be 'train' or 'eval', got {stage!r}")
+    question = problem
+    if problem_type == "multiple choice":
+        question = problem + "Options:\n" + "".join(op + "\n" for op in options)
+    template = QUESTION_TEMPLATE_TRAIN if stage == "train" else QUESTION_TEMPLATE_EVAL
+    return template.format(Question=question) + TYPE_TEMPLATE[problem_type]

@@ -120,17 +120,33 @@ def eval_(
         ),
     ] = False,
     reasoning: Annotated[
-        bool, typer.Option(help="Ask for <think>/<answer> output (the C-GRPO format).")
-    ] = False,
+        bool,
+        typer.Option(
+            help="Ask for <think>/<answer> output (with --prompt marc; Video-R1's template "
+            "always asks for it)."
+        ),
+    ] = True,
+    prompt: Annotated[
+        str,
+        typer.Option(
+            "--prompt",
+            help="video_r1: Video-R1's eval_bench.py question and type templates, nothing else; "
+            "marc: the archive prompt (intro, each event's file, camera and times).",
+        ),
+    ] = "video_r1",
+    temperature: Annotated[
+        float, typer.Option(min=0, help="Answer sampling temperature (0: greedy).")
+    ] = 0.1,
+    top_p: Annotated[float, typer.Option("--top-p", help="Nucleus sampling top-p.")] = 0.001,
+    seed: Annotated[int, typer.Option(help="Seed of the sampled answers.")] = 0,
     max_new_tokens: Annotated[
-        int | None,
+        int,
         typer.Option(
             "--max-new-tokens",
             min=1,
-            help="Longest answer in tokens (default: MARC_VLM_MAX_NEW_TOKENS, 256; reasoning "
-            "output needs more, e.g. 768 as the trainer's rollouts).",
+            help="Longest answer in tokens (Video-R1's eval_bench.py: 1024).",
         ),
-    ] = None,
+    ] = 1024,
     limit: Annotated[
         int | None, typer.Option(help="Evaluate the first N samples of each benchmark.")
     ] = None,
@@ -155,11 +171,15 @@ def eval_(
     from marc.training.inputs import MODES
 
     _check_scoring(scoring)
+    if prompt not in ("video_r1", "marc"):
+        raise typer.BadParameter(f"must be video_r1 or marc, got {prompt!r}", param_hint="--prompt")
+    if not 0 < top_p <= 1:
+        raise typer.BadParameter(f"must be in (0, 1], got {top_p}", param_hint="--top-p")
     report = evaluate(
         model, data, settings=settings(), modes=mode or MODES, frames=frames,
         uniform_frames=uniform_frames, budget=budget, retrieval=retrieval, reasoning=reasoning,
         max_new_tokens=max_new_tokens, limit=limit, progress=not json_out, scoring=scoring,
-        sample_fps=fps,
+        sample_fps=fps, prompt=prompt, temperature=temperature, top_p=top_p, seed=seed,
     )  # fmt: skip
     data_json = report.to_json()
     if output is not None:

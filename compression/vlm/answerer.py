@@ -280,6 +280,7 @@ class Answerer:
         *,
         seconds_per_group: list[float] | None = None,
         reasoning: bool = False,
+        listing: bool = True,
     ) -> VisualPrompt:
         """The prompt for compressed ``tokens [N, P, D]`` (one image) or, given a list of
         ``[T_e, P, D]``, for uncompressed events (one video each)."""
@@ -289,7 +290,9 @@ class Answerer:
             N, P, D = tokens.shape
             # N groups stacked top to bottom: rows of group i are [i*P, (i+1)*P) (see .prompt)
             visuals = [Visual("image", tokens.reshape(N * P, D), (1, N * h, w), merge=merge)]
-            messages = build_messages(question, events, ["image"], groups=N, reasoning=reasoning)
+            messages = build_messages(
+                question, events, ["image"], groups=N, reasoning=reasoning, listing=listing
+            )
         else:
             spg = seconds_per_group or [1.0] * len(tokens)
             visuals = [
@@ -297,7 +300,7 @@ class Answerer:
                 for t, s in zip(tokens, spg, strict=True)
             ]
             messages = build_messages(
-                question, events, ["video"] * len(tokens), reasoning=reasoning
+                question, events, ["video"] * len(tokens), reasoning=reasoning, listing=listing
             )
         return VisualPrompt(messages, visuals, events)
 
@@ -309,6 +312,7 @@ class Answerer:
         budget: Budget = FROM_CONFIG,
         reasoning: bool = False,
         text_only: bool = False,
+        listing: bool = True,
     ) -> Prepared:
         """Sample, encode and compress: everything before generation (the agent's compress node).
 
@@ -320,6 +324,8 @@ class Answerer:
             text_only: when no event's file can be read, prepare a prompt that lists the events
                 (file, camera, times: what the catalog still knows) without pictures instead of
                 raising.
+            listing: describe the events in the prompt (files, cameras, times); ``False``: only
+                the visual input and ``question`` (Video-R1's benchmark prompts).
 
         Raises:
             ValueError: ``hits`` is empty or ``budget < 1``.
@@ -368,7 +374,7 @@ class Answerer:
             spg = [float(ts[step] - ts[0]) if len(ts) > step else 1.0 for ts in sampled.times]
             prompt = self.prompt(
                 question, sampled.events, tokens, grid_hw, seconds_per_group=spg,
-                reasoning=reasoning,
+                reasoning=reasoning, listing=listing,
             )  # fmt: skip
             timings["compression_s"] = 0.0
             groups = [[(e, g)] for e, tok in enumerate(tokens) for g in range(tok.shape[0])]
@@ -379,7 +385,9 @@ class Answerer:
             out = compress(tokens, budget=budget, window=c.window, ratio=c.ratio)
             _sync(out.tokens)
             timings["compression_s"] = time.perf_counter() - t
-            prompt = self.prompt(question, sampled.events, out.tokens, grid_hw, reasoning=reasoning)
+            prompt = self.prompt(
+                question, sampled.events, out.tokens, grid_hw, reasoning=reasoning, listing=listing
+            )
             groups = out.groups
             budget_tokens = budget * P
         group_times = [_group_times(ts, self.vision.temporal) for ts in sampled.times]
@@ -398,7 +406,9 @@ class Answerer:
             sampled=sampled,
         )
 
-    def generate(self, prepared: Prepared, *, temperature: float = 0.0) -> Answer:
+    def generate(
+        self, prepared: Prepared, *, temperature: float = 0.0, top_p: float = 1.0
+    ) -> Answer:
         """Generate the answer to a prepared prompt (the agent's answer node).
 
         Raises:
@@ -408,6 +418,7 @@ class Answerer:
             prepared.prompt,
             max_new_tokens=self.config.max_new_tokens,
             temperature=temperature,
+            top_p=top_p,
         )
         timings = dict(prepared.timings)
         if gen.prefill_s is not None:
