@@ -51,6 +51,7 @@ def _config(tiny_model: Path, task: Path, out: Path, **kw) -> TrainConfig:
         teacher_frames=8,  # the synthetic clips have 8 frames
         # every frame of the 2 s clips, at their 56 px (not upscaled to qwen-vl-utils' floor)
         answer_model={"sample_fps": 0, "min_frame_pixels": 3136},
+        prompt="marc",  # the short archive prompt (the tiny tokenizer's words)
         num_generations=4,
         max_completion_length=8,
         learning_rate=1e-3,

@@ -34,7 +34,13 @@ from rich.table import Table
 from marc.memory.core.config import AnswerModelConfig, CompressionConfig, MemoryConfig, as_config
 from marc.memory.core.errors import MediaError, one_line
 from marc.training.answers import Scoring, check_scoring, eval_score
-from marc.training.data import BENCHMARKS, Sample, benchmark_name, load_dataset
+from marc.training.data import (
+    BENCHMARKS,
+    Sample,
+    benchmark_name,
+    load_samples,
+    summarize_problems,
+)
 from marc.training.inputs import MODES
 
 __all__ = ["PAPER_BENCHMARKS", "EvalReport", "SampleResult", "evaluate", "label"]
@@ -97,6 +103,7 @@ class EvalReport:
     results: list[SampleResult] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)  # one line per failed sample (and setting)
     config: dict[str, Any] = field(default_factory=dict)
+    data_errors: list[str] = field(default_factory=list)  # one line per skipped record
 
     def cell(self, setting: str, benchmark: str) -> list[SampleResult]:
         return [r for r in self.results if r.setting == setting and r.benchmark == benchmark]
@@ -154,6 +161,7 @@ class EvalReport:
             "failed": {s: {b: self.failed(s, b) for b in self.benchmarks} for s in self.settings},
             "visual_tokens": {s: self.visual_tokens(s) for s in self.settings},
             "failures": self.failures,
+            "data_errors": self.data_errors,
             "samples": [asdict(r) for r in self.results],
         }
 
@@ -189,13 +197,19 @@ class EvalReport:
 
 
 # ----------------------------------------------------------------------------- evaluation
-def _load_data(data: Sequence[Path], limit: int | None) -> dict[str, list[Sample]]:
-    """Samples per benchmark (files of one benchmark are joined), the paper's ones first."""
+def _load_data(
+    data: Sequence[Path], limit: int | None, strict: bool = False, problems: list | None = None
+) -> dict[str, list[Sample]]:
+    """Samples per benchmark (files of one benchmark are joined), the paper's ones first; bad
+    records are skipped and appended to ``problems`` (``strict``: the first one raises)."""
     found: dict[str, list[Sample]] = {}
     for path in data:
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no such data file")
-        found.setdefault(benchmark_name(path), []).extend(load_dataset(path))
+        samples, bad = load_samples(path, strict=strict)
+        found.setdefault(benchmark_name(path), []).extend(samples)
+        if problems is not None:
+            problems.extend(bad)
     order = [b for b in PAPER_BENCHMARKS if b in found] + [
         b for b in found if b not in PAPER_BENCHMARKS
     ]
@@ -260,6 +274,7 @@ def evaluate(
     temperature: float = 0.1,
     top_p: float = 0.001,
     seed: int = 0,
+    strict: bool = False,
 ) -> EvalReport:
     """Answer every sample of ``data`` in every mode and score it.
 
@@ -295,6 +310,8 @@ def evaluate(
         temperature, top_p: sampling of the answers (Video-R1's ``eval_bench.py``: 0.1 and
             0.001, near-greedy); temperature 0 is greedy.
         seed: sampled answers are seeded from it and the sample (reproducible runs).
+        strict: the first invalid record raises; default: invalid records are skipped, counted
+            on stderr and listed in the report's ``data_errors``.
 
     Raises:
         FileNotFoundError: a data file does not exist.
@@ -320,7 +337,10 @@ def evaluate(
             "need frames >= 2, uniform_frames >= 2, budget >= 1 and limit >= 0; got "
             f"{frames}, {uniform_frames}, {budget}, {limit}"
         )
-    benches = _load_data(data, limit)  # data errors before the model loads
+    data_errors: list[str] = []
+    benches = _load_data(data, limit, strict, data_errors)  # data errors before the model loads
+    if data_errors and progress:
+        Console(stderr=True).print(summarize_problems(data_errors), highlight=False)
     update: dict[str, Any] = {"model": model}
     if sample_fps is not None:
         if not sample_fps >= 0:
@@ -338,6 +358,7 @@ def evaluate(
         for m in modes
     }  # fmt: skip
     report = EvalReport(
+        data_errors=data_errors,
         model=model,
         settings=list(labels.values()),
         benchmarks=list(benches),

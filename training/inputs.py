@@ -129,13 +129,14 @@ class InputBuilder:
         hits: Sequence[EventRef] | None = None,
         prompt: str = "marc",
         stage: str = "eval",
+        shuffle_seed: int | None = None,
     ) -> Prepared:
         """The prompt (with precomputed visual rows) of ``sample`` in ``mode``.
 
         ``prompt="video_r1"`` asks exactly as Video-R1 does (:func:`~marc.training.video_r1.
         question_prompt` of ``stage``, ``"train"`` or ``"eval"``): its template always asks for
         ``<think>``/``<answer>``, so ``reasoning`` is not used; ``"marc"`` is the answer path's
-        archive prompt.
+        archive prompt. ``shuffle_seed`` puts the sampled frames in a random order (T-GRPO).
 
         Raises:
             ValueError: unknown ``mode`` or ``prompt``.
@@ -161,7 +162,7 @@ class InputBuilder:
             hits = [whole_video(sample)]
         return self._answerer(n).prepare(
             question, hits, budget=budget if mode == "compressed" else None, reasoning=reasoning,
-            listing=listing,
+            listing=listing, shuffle_seed=shuffle_seed,
         )  # fmt: skip
 
     def _image(self, sample: Sample, question: str, reasoning: bool) -> Prepared:

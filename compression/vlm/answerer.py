@@ -313,6 +313,7 @@ class Answerer:
         reasoning: bool = False,
         text_only: bool = False,
         listing: bool = True,
+        shuffle_seed: int | None = None,
     ) -> Prepared:
         """Sample, encode and compress: everything before generation (the agent's compress node).
 
@@ -326,6 +327,9 @@ class Answerer:
                 raising.
             listing: describe the events in the prompt (files, cameras, times); ``False``: only
                 the visual input and ``question`` (Video-R1's benchmark prompts).
+            shuffle_seed: put each event's sampled frames in a random order (seeded) before
+                encoding: the shuffled input of Video-R1's T-GRPO (its ``torch.randperm`` of
+                the video's frames).
 
         Raises:
             ValueError: ``hits`` is empty or ``budget < 1``.
@@ -339,6 +343,9 @@ class Answerer:
             raise ValueError(f"budget must be >= 1 or None, got {budget}")
         t0 = time.perf_counter()
         sampled = self.sample(hits)
+        if shuffle_seed is not None:
+            rng = np.random.default_rng(shuffle_seed)
+            sampled.frames = [f[rng.permutation(len(f))] for f in sampled.frames]
         timings = {"decode_s": time.perf_counter() - t0}
         if not sampled.events:
             if not text_only:
