@@ -162,3 +162,23 @@ def test_cli_errors_are_one_line(cli, bench, tmp_path, args, message):
     assert result.exit_code == 2  # bad data or arguments: a usage error
     (line,) = result.stderr.strip().splitlines()
     assert message in line and "Traceback" not in result.output
+
+
+def test_cli_skips_bad_records_unless_strict(cli, bench, tmp_path):
+    """One bad record does not stop an evaluation; --strict makes it a usage error."""
+    good = json.loads(bench["one"].read_text())[0]
+    good["path"] = str(bench["one"].parent / good["path"])
+    mixed = write_dataset(tmp_path / "eval_mmvu.json", [good, {"problem_id": 7, "problem": "q"}])
+    args = ["--model", "tiny", "--data", mixed, "--mode", "compressed", "--fps", 0, "--frames", 8]
+    result = cli(*args, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["counts"]["compressed (1 frame)"] == {"MMVU": 1}
+    (line,) = data["data_errors"]
+    assert line.endswith("record 1: missing 'problem_type'")
+    shown = cli(*args)
+    assert "skipped 1 record: 1 missing 'problem_type' (first: record 1)" in shown.stderr
+    strict = cli(*args, "--strict")
+    assert strict.exit_code == 2
+    (err,) = strict.stderr.strip().splitlines()
+    assert "record 1: missing 'problem_type'" in err

@@ -215,11 +215,11 @@ class TrainConfig:
     lr_scheduler: Literal["constant", "linear", "cosine"] = "cosine"  # Video-R1
     warmup_ratio: float = 0.0  # Video-R1 (none)
     freeze_vision_tower: bool = True  # ours (Video-R1 trains it; ours precomputes its rows)
-    epochs: int = 1
-    batch: int = 1
-    gradient_accumulation: int = 1
-    max_steps: int | None = None
-    seed: int = 42
+    epochs: int = 1  # Video-R1 (num_train_epochs 1)
+    batch: int = 1  # Video-R1 (1 prompt per device; it runs 4 GPUs)
+    gradient_accumulation: int = 1  # Video-R1 (1; 4 prompts per step across its 4 GPUs)
+    max_steps: int | None = None  # ours (None: epochs decide)
+    seed: int = 42  # ours
     # bookkeeping
     save_steps: int = 100
     logging_steps: int = 1

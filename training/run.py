@@ -15,6 +15,7 @@ def train(
     resume: bool | None = None,
     max_steps: int | None = None,
     scoring: str | None = None,
+    strict: bool | None = None,
 ) -> Path:
     """Load the config, train, and return the final (or last saved) model folder.
 
@@ -26,7 +27,7 @@ def train(
 
     config = load_config(
         config_file, method=method, output_dir=output_dir, resume=resume, max_steps=max_steps,
-        scoring=scoring,
+        scoring=scoring, strict=strict,
     )  # fmt: skip
     if not Path(config.data).is_file():
         raise ValueError(f"{config_file}: data file {config.data} does not exist; set data:")

@@ -43,6 +43,16 @@ ScoringOpt = Annotated[
 ]
 
 
+StrictOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--strict/--no-strict",
+        help="Fail on the first invalid data record (default: skip and count them).",
+        show_default=False,
+    ),
+]
+
+
 def _check_scoring(scoring: str | None) -> None:
     if scoring is not None and scoring not in ("video_r1", "lenient"):
         raise typer.BadParameter(
@@ -50,13 +60,14 @@ def _check_scoring(scoring: str | None) -> None:
         )
 
 
-def _train(method: str, config: Path, output_dir, resume, max_steps, scoring) -> None:
+def _train(method: str, config: Path, output_dir, resume, max_steps, scoring, strict) -> None:
     from marc.training.run import train
 
     _check_scoring(scoring)
     folder = train(
-        method, config, output_dir=output_dir, resume=resume, max_steps=max_steps, scoring=scoring
-    )
+        method, config, output_dir=output_dir, resume=resume, max_steps=max_steps,
+        scoring=scoring, strict=strict,
+    )  # fmt: skip
     typer.echo(str(folder))
 
 
@@ -67,10 +78,11 @@ def grpo(
     resume: ResumeOpt = None,
     max_steps: StepsOpt = None,
     scoring: ScoringOpt = None,
+    strict: StrictOpt = None,
 ) -> None:
     """Train with C-GRPO: G rollouts on compressed one-frame input, the compression reward,
     clipped ratio and k3 KL to the reference. Prints the final model's folder."""
-    _train("grpo", config, output_dir, resume, max_steps, scoring)
+    _train("grpo", config, output_dir, resume, max_steps, scoring, strict)
 
 
 @train_app.command("sft")
@@ -80,10 +92,11 @@ def sft(
     resume: ResumeOpt = None,
     max_steps: StepsOpt = None,
     scoring: ScoringOpt = None,
+    strict: StrictOpt = None,
 ) -> None:
     """Train the SFT baseline: cross-entropy on the target answers, same data and inputs.
     Prints the final model's folder."""
-    _train("sft", config, output_dir, resume, max_steps, scoring)
+    _train("sft", config, output_dir, resume, max_steps, scoring, strict)
 
 
 @app.command("eval")
@@ -158,6 +171,10 @@ def eval_(
             "for regression, 0 for OCR/free-form); lenient: the archive scorer.",
         ),
     ] = "video_r1",
+    strict: Annotated[
+        bool,
+        typer.Option(help="Fail on the first invalid record (default: skip and count them)."),
+    ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print only JSON to stdout.")] = False,
     output: Annotated[
         Path | None, typer.Option("--output", help="Also write the JSON report to this file.")
@@ -180,6 +197,7 @@ def eval_(
         uniform_frames=uniform_frames, budget=budget, retrieval=retrieval, reasoning=reasoning,
         max_new_tokens=max_new_tokens, limit=limit, progress=not json_out, scoring=scoring,
         sample_fps=fps, prompt=prompt, temperature=temperature, top_p=top_p, seed=seed,
+        strict=strict,
     )  # fmt: skip
     data_json = report.to_json()
     if output is not None:
