@@ -128,8 +128,10 @@ def test_cli_json_and_output(cli, bench, tmp_path):
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["settings"] == ["compressed (1 frame)", "uniform (4 frames)"]
-    assert data["benchmarks"] == ["MMVU"] and data["counts"]["uniform (4 frames)"] == {"MMVU": 1}
+    assert data["settings"] == ["compressed (1 frame)", "uniform (2 fps, <= 4 frames)"]
+    assert data["benchmarks"] == ["MMVU"] and data["counts"]["uniform (2 fps, <= 4 frames)"] == {
+        "MMVU": 1
+    }
     assert json.loads(out.read_text()) == data
     assert data["config"]["scoring"] == "video_r1"  # Video-R1's eval_bench.py scorer by default
     # ... and its protocol: its templates, reasoning, temperature 0.1, top-p 0.001, 2 fps
@@ -141,8 +143,10 @@ def test_cli_json_and_output(cli, bench, tmp_path):
         0.001,
     )
     assert c["sample_fps"] == 2.0 and c["max_new_tokens"] == 4
-    assert set(data["mean_acc"]["uniform (4 frames)"]) == {"MMVU"}
-    assert data["mean_mra"]["uniform (4 frames)"] == {"MMVU": None}  # no regression sample
+    assert set(data["mean_acc"]["uniform (2 fps, <= 4 frames)"]) == {"MMVU"}
+    assert data["mean_mra"]["uniform (2 fps, <= 4 frames)"] == {
+        "MMVU": None
+    }  # no regression sample
 
 
 @pytest.mark.parametrize(

@@ -49,16 +49,29 @@ __all__ = ["PAPER_BENCHMARKS", "EvalReport", "SampleResult", "evaluate", "label"
 PAPER_BENCHMARKS: tuple[str, ...] = tuple(BENCHMARKS.values())
 
 
-def label(mode: str, *, frames: int, uniform_frames: int, budget: int, retrieval: bool) -> str:
-    """The table's row name of a setting.
+def label(
+    mode: str,
+    *,
+    frames: int,
+    uniform_frames: int,
+    budget: int,
+    retrieval: bool,
+    fps: float = 0.0,
+) -> str:
+    """The table's row name of a setting (with ``fps``, the frame counts are upper bounds).
 
     >>> label("compressed", frames=64, uniform_frames=16, budget=1, retrieval=True)
     'compressed (1 frame) + retrieval'
+    >>> label("full", frames=64, uniform_frames=16, budget=1, retrieval=False, fps=2.0)
+    'full (2 fps, <= 64 frames)'
     """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
     n = {"full": frames, "uniform": uniform_frames, "compressed": budget}[mode]
-    text = f"{mode} ({n} frame{'' if n == 1 else 's'})"
+    if fps > 0 and mode != "compressed":
+        text = f"{mode} ({fps:g} fps, <= {n} frames)"
+    else:
+        text = f"{mode} ({n} frame{'' if n == 1 else 's'})"
     return text + (" + retrieval" if retrieval else "")
 
 
@@ -354,7 +367,7 @@ def evaluate(
     compression = as_config(settings, CompressionConfig)
     labels = {
         m: label(m, frames=frames, uniform_frames=uniform_frames, budget=budget,
-                 retrieval=retrieval)
+                 retrieval=retrieval, fps=answer_model.sample_fps)
         for m in modes
     }  # fmt: skip
     report = EvalReport(
