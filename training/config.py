@@ -126,8 +126,10 @@ class TrainConfig:
             without saying over what).
         teacher_generations, teacher_temperature, teacher_top_p: how a_full is sampled (ours):
             that many teacher rollouts on the full input (``None``: ``num_generations``,
-            ``temperature``, ``top_p``), seeded by the sample alone, computed once and cached
-            (``teacher_cache``).
+            ``temperature``, ``top_p``), computed once and cached (``teacher_cache``).
+        teacher_seed: ours: ``None`` seeds the teacher's rollouts of a sample by the sample
+            alone (a_full does not depend on when it is computed or on ``seed``); a number adds
+            it to that seed (and to the cache key).
         eta_cap: ours: ``eta = a_comp / a_full`` is capped at this (``None``: uncapped; the
             paper gives no cap, so a student beating the teacher earns more).
         a_full_zero: ours: ``"no_bonus"``: when the teacher never answers right (a_full = 0,
@@ -202,6 +204,7 @@ class TrainConfig:
     teacher_generations: int | None = None  # ours: None = num_generations
     teacher_temperature: float | None = None  # ours: None = temperature
     teacher_top_p: float | None = None  # ours: None = top_p
+    teacher_seed: int | None = None  # ours: None = seeded by the sample alone
     eta_cap: float | None = None  # ours: uncapped
     a_full_zero: Literal["no_bonus"] = "no_bonus"  # ours: a_full = 0 gives no maintenance term
     temporal: bool = False  # Video-R1's T-GRPO (on in run_grpo_video.sh; not in the paper)

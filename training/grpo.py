@@ -176,6 +176,7 @@ class GRPOTrainer(Trainer):
             f";min_pixels={c.answer_model.min_frame_pixels};fps={c.answer_model.sample_fps}"
             f";min_frames={c.answer_model.min_frames}"
             + ("" if c.prompt == "marc" else f";prompt={c.prompt}")
+            + ("" if c.teacher_seed is None else f";teacher_seed={c.teacher_seed}")
             + ("" if c.scoring == "lenient" else f";scoring={c.scoring}")  # lenient: old caches
         )
         self.output.mkdir(parents=True, exist_ok=True)
@@ -219,7 +220,10 @@ class GRPOTrainer(Trainer):
                 return self.teacher_backend.inputs(prepared.prompt)
 
             prompt = self.teacher_prompts.get(sample.key(), build)
-            with seeded("teacher", sample.key()):
+            parts = ("teacher", sample.key()) if c.teacher_seed is None else (
+                "teacher", c.teacher_seed, sample.key()
+            )  # fmt: skip
+            with seeded(*parts):
                 roll = generate_rollouts(
                     self.teacher,
                     self.teacher_backend.tokenizer,
