@@ -169,6 +169,23 @@ class Settings(BaseSettings):
         description="Most pixels per sampled frame (Qwen's smart_resize; 128*28*28 gives ~120 "
         "visual tokens per group for 16:9 footage, as Video-R1 trains with).",
     )
+    vlm_min_frame_pixels: int = Field(
+        128 * 28 * 28,
+        ge=4 * 28 * 28,
+        description="Fewest pixels per sampled frame: smaller videos are upscaled to it "
+        "(Video-R1's qwen-vl-utils VIDEO_MIN_PIXELS, 128*28*28; the frame ceiling is then at "
+        "least 1.05 times it, as there).",
+    )
+    vlm_sample_fps: float = Field(
+        0.0,
+        ge=0,
+        description="Frames per second of video to read, qwen-vl-utils' rule (at least "
+        "MARC_VLM_MIN_FRAMES, at most MARC_VLM_FRAMES, even); 0 = always MARC_VLM_FRAMES frames. "
+        "marc train/eval default to 2 (Video-R1's sampling).",
+    )
+    vlm_min_frames: int = Field(
+        4, ge=2, description="Fewest frames read when MARC_VLM_SAMPLE_FPS > 0 (qwen-vl-utils: 4)."
+    )
     vlm_max_new_tokens: int = Field(256, ge=1, description="Most tokens generated per answer.")
     vlm_dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="Model weights' dtype; `auto` = bfloat16 on CUDA, float32 on CPU."
@@ -339,6 +356,9 @@ class Settings(BaseSettings):
             served_name=self.vlm_served_name,
             frames=self.vlm_frames,
             frame_pixels=self.vlm_frame_pixels,
+            min_frame_pixels=self.vlm_min_frame_pixels,
+            sample_fps=self.vlm_sample_fps,
+            min_frames=self.vlm_min_frames,
             max_new_tokens=self.vlm_max_new_tokens,
             dtype=self.vlm_dtype,
             timeout_s=self.vlm_timeout_s,
