@@ -114,6 +114,12 @@ class Retriever(ArchiveParts):
         collections = self.catalog.collections()
         if self.collection in collections and self.collection in self.store.collections():
             return
+        if self.collection in collections:  # the catalog has events there, the store lost them
+            raise StoreError(
+                f"{self.store.location}: the vector store has lost collection {self.collection} "
+                "that the catalog's events are in; run `marc repair` to rebuild it from the "
+                "video files"
+            )
         others = [c for c in collections if c != self.collection]
         if others:
             raise StoreError(

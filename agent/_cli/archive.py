@@ -142,6 +142,17 @@ def status(as_json: JsonOpt = False) -> None:
         return
     for key in ("videos", "events", "vectors", "failed", "consistent", "home", "catalog"):
         out.print(f"{key:>13}: {st[key]}", highlight=False)
+    for problem in st["problems"]:
+        out.print(f"{'problem':>13}: {problem}", highlight=False, soft_wrap=True)
+    for d in st["damaged"]:
+        out.print(
+            f"{'damaged':>13}: {d['video']}: {d['vectors']} of {d['events']} vectors"
+            + (f", {d['bad_vectors']} bad" if d["bad_vectors"] else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
+    if st["damaged"]:
+        out.print(f"{'':>13}  run `marc repair` to rebuild them from the video files")
     out.print(f"{'vector_store':>13}: {st['vector_store']}", highlight=False)
     if st["cameras"]:
         table = Table("camera", "videos", "events", "failed")

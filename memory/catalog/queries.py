@@ -46,6 +46,26 @@ class CatalogQueries:
             rows = s.execute(select(Video.id, Video.collection).where(Video.status == "done"))
             return dict(rows.all())
 
+    def placed_events(self) -> dict[str, tuple[str | None, int, str, str]]:
+        """Every committed video's ``(collection, events, path, camera)`` by id: what its
+        collection must hold (one vector per event), for ``marc status`` and ``marc repair``."""
+        counts = select(Event.video_id, func.count().label("n")).group_by(Event.video_id).subquery()
+        q = (
+            select(
+                Video.id, Video.collection, func.coalesce(counts.c.n, 0), Video.path, Video.camera
+            )
+            .outerjoin(counts, counts.c.video_id == Video.id)
+            .where(Video.status == "done")
+        )
+        with self.session() as s:
+            return {vid: (c, int(n), p, cam) for vid, c, n, p, cam in s.execute(q).all()}
+
+    def event_count(self, vid: str) -> int:
+        """How many events video ``vid`` has in the catalog."""
+        with self.session() as s:
+            n = s.scalar(select(func.count()).select_from(Event).where(Event.video_id == vid))
+        return int(n or 0)
+
     def collections(self) -> list[str]:
         """The vector collections that hold committed videos, sorted."""
         return sorted({c for c in self.placements().values() if c})
