@@ -132,7 +132,10 @@ def test_a_deleted_segment_folder_is_found_per_video_and_repaired(home: Path, te
     st = js(home, "status")
     assert st["consistent"] is False and st["damaged"], st
     assert all(d["vectors"] < d["events"] for d in st["damaged"])
-    assert len(hits(home)) < 3 or st["vectors"] < st["events"]
+    p = marc(home, "search", QUERY, "--k", str(st["events"]), "--json")  # was: silently short
+    assert p.returncode == 0 and len(json.loads(p.stdout)) < st["events"]
+    warning = [ln for ln in p.stderr.splitlines() if ln.startswith("warning:")]
+    assert len(warning) == 1 and "lost vectors" in warning[0], p.stderr
 
     report = js(home, "repair")
     assert report["repaired"] == len(st["damaged"]) and report["failed"] == [], report

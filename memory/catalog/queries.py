@@ -108,14 +108,19 @@ class CatalogQueries:
         return {e.id: (e, v) for e, v in rows}
 
     def events(
-        self, vid: str | None = None, *, filters: Filters | None = None, limit: int | None = None
+        self,
+        vid: str | None = None,
+        *,
+        filters: Filters | None = None,
+        limit: int | None = None,
+        collection: str | None = None,
     ) -> list[tuple[Event, Video]]:
         """Events of committed videos (or of video ``vid``) with their video, in time order:
         by the videos' recording time and path, then by index.
 
         ``filters`` narrow them as a search does (cameras; events that end after ``since`` and
         start before ``until``; videos given by id, ingested path or a copy), ``limit`` keeps the
-        first so many.
+        first so many, ``collection`` only the videos whose vectors are in that collection.
         """
         q = (
             select(Event, Video)
@@ -125,6 +130,8 @@ class CatalogQueries:
         )
         if vid is not None:
             q = q.where(Video.id == vid)
+        if collection is not None:
+            q = q.where(Video.collection == collection)
         if filters is not None:
             if filters.cameras is not None:
                 q = q.where(Video.camera.in_(filters.cameras))
