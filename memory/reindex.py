@@ -20,6 +20,11 @@ collection holds exactly the vectors of the videos the catalog places in it (wha
 counts). The old collections themselves are left in place, also once no video references them:
 dropping a collection is for the operator to decide.
 
+A video already in the current collection is skipped only while the store holds all its vectors
+there (one facet count); otherwise it is re-embedded like a moved one. :meth:`Reindexer.repair`
+(``marc repair``) goes further: it checks every stored vector (:func:`check_store`) and re-embeds
+each damaged video from its file, setting aside a collection that cannot be read at all.
+
 Interrupted, a rerun goes on where it stopped: moved videos are skipped, a half-moved one is done
 again (event ids are deterministic, so its points are overwritten), and leftovers in old
 collections are deleted. A video whose file is gone, changed or undecodable is reported and stays
