@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -12,8 +12,10 @@ from typing import Any
 from marc.memory.catalog import Catalog
 from marc.memory.core.config import MemoryConfig, as_config
 from marc.memory.core.events import EventRef, Filters
+from marc.memory.forget import ForgetReport, Forgetter
+from marc.memory.health import STATUS_SAMPLE, check_store
 from marc.memory.ingest import Ingestor, IngestReport, Progress, no_progress, segment_video
-from marc.memory.reindex import Reindexer, ReindexReport
+from marc.memory.reindex import Reindexer, ReindexReport, RepairReport
 from marc.memory.retrieval import ImageQuery, Retriever
 from marc.memory.stores import VectorStore, open_store
 
@@ -58,6 +60,27 @@ class Archive:
         """Re-embed every stored event with the current encoder (``marc reindex``)."""
         return Reindexer(self.config, catalog=self.catalog, store=self.store).reindex(
             progress=progress
+        )
+
+    def repair(self, *, progress: Progress = no_progress) -> RepairReport:
+        """Re-embed, from their files, the videos whose vectors are missing or damaged (``marc
+        repair``)."""
+        return Reindexer(self.config, catalog=self.catalog, store=self.store).repair(
+            progress=progress
+        )
+
+    def forget(
+        self,
+        *,
+        videos: Sequence[str | Path] | None = None,
+        cameras: Sequence[str] | None = None,
+        before: datetime | None = None,
+        dry_run: bool = False,
+    ) -> ForgetReport:
+        """Remove videos' events, vectors and catalog rows, never their files (``marc forget``;
+        see :meth:`Forgetter.forget`)."""
+        return Forgetter(self.config, catalog=self.catalog, store=self.store).forget(
+            videos=videos, cameras=cameras, before=before, dry_run=dry_run
         )
 
     @cached_property
@@ -176,12 +199,18 @@ class Archive:
         return out
 
     def status(self) -> dict[str, Any]:
-        """Counts from the catalog and, independently, from the vector store (``marc status``)."""
+        """Counts from the catalog and, independently, from the vector store (``marc status``).
+
+        ``consistent`` also needs every committed video to have exactly one vector per event in
+        its collection, and a sample of stored vectors to be sound (:func:`check_store`);
+        ``damaged`` lists the videos that do not, ``problems`` says why in one line each.
+        """
         counts = self.catalog.counts()
         collections = self.catalog.collections()
         # vectors of videos an ingest is still working on are not part of the archive yet
         uncommitted = self.catalog.uncommitted_video_ids()
-        stored = set(self.store.collections())  # also proves the vector store is reachable
+        health = check_store(self.catalog, self.store, sample=STATUS_SAMPLE)
+        stored = set(self.store.collections()) - set(health.unreadable)
         vectors = sum(
             self.store.count(c, exclude_video_ids=uncommitted) for c in collections if c in stored
         )
@@ -190,7 +219,11 @@ class Archive:
             "events": counts["events"],
             "vectors": vectors,
             "failed": counts["failed"],
-            "consistent": vectors == counts["events"],
+            "consistent": vectors == counts["events"] and health.ok,
+            "damaged": [d.to_json() for d in health.damaged],
+            "checked_vectors": health.checked_vectors,
+            "bad_vectors": health.bad_vectors,
+            "problems": health.problems,
             "cameras": self.catalog.camera_counts(),
             "start_sources": self.catalog.start_source_counts(),
             "partial": self.catalog.partial_count(),

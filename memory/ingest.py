@@ -2,9 +2,9 @@
 
 For each video file::
 
-    stat ──(same path, size, mtime as a done video)──> skip
+    stat ──(same path, size, mtime as a done video, its vectors all in the store)──> skip
       │
-    fingerprint ──(content already done)──> skip, remember the new path
+    fingerprint ──(content already done, its vectors all in the store)──> skip, remember the path
       │
     claim: videos.status = pending  (committed)
       │
@@ -404,7 +404,8 @@ class Ingestor(ArchiveParts):
             self.catalog.fail_unreadable(spath, run_id, problem)
             raise MediaError(path, problem)
 
-        if self.catalog.path_is_current(spath, st, key, self.collection):
+        current = self.catalog.current_video_at(spath, st, key, self.collection)
+        if current is not None and self._stored_whole(current):
             return None  # fast path: same file as last time, nothing to hash
         try:
             camera = rule.camera_for(path)
@@ -420,6 +421,8 @@ class Ingestor(ArchiveParts):
             raise
         vid = video_id(fp)
         claim = self.catalog.claim(vid, fp, spath, st, run_id, key, self.collection)
+        if claim == "current" and not self._stored_whole(vid):  # the store lost its vectors
+            claim = self.catalog.claim(vid, fp, spath, st, run_id, key, self.collection, redo=True)
         if claim != "claimed":
             if claim == "busy":
                 progress("stage", path=path, stage="busy")
@@ -508,6 +511,14 @@ class Ingestor(ArchiveParts):
         return len(events), origin_source, partial
 
     # ------------------------------------------------------------------------------ helpers
+    def _stored_whole(self, vid: str) -> bool:
+        """Whether the current collection holds one vector per catalog event of done video
+        ``vid`` (two indexed counts). When not (a lost or damaged store), ingest redoes it."""
+        if self.collection not in self.store.collections():
+            return self.catalog.event_count(vid) == 0
+        have = self.store.video_counts(self.collection, [vid]).get(vid, 0)
+        return have == self.catalog.event_count(vid)
+
     def _embed(self, decoded: Decoded, seg: Segmentation) -> list[np.ndarray]:
         """One vector per event: normalised mean of N frames sampled evenly inside it."""
         spans = [ev.span for ev in seg.events]

@@ -20,6 +20,11 @@ collection holds exactly the vectors of the videos the catalog places in it (wha
 counts). The old collections themselves are left in place, also once no video references them:
 dropping a collection is for the operator to decide.
 
+A video already in the current collection is skipped only while the store holds all its vectors
+there (one facet count); otherwise it is re-embedded like a moved one. :meth:`Reindexer.repair`
+(``marc repair``) goes further: it checks every stored vector (:func:`check_store`) and re-embeds
+each damaged video from its file, setting aside a collection that cannot be read at all.
+
 Interrupted, a rerun goes on where it stopped: moved videos are skipped, a half-moved one is done
 again (event ids are deterministic, so its points are overwritten), and leftovers in old
 collections are deleted. A video whose file is gone, changed or undecodable is reported and stays
@@ -34,14 +39,15 @@ from pathlib import Path
 from typing import Any
 
 from marc.memory.catalog import Event
-from marc.memory.core.errors import MediaError
+from marc.memory.core.errors import MediaError, StoreError
 from marc.memory.core.timeline import Span
 from marc.memory.fingerprint import fingerprint
+from marc.memory.health import check_store
 from marc.memory.ingest import Failure, Progress, embed_spans, event_point, no_progress
 from marc.memory.media import probe
 from marc.memory.parts import ArchiveParts
 
-__all__ = ["ReindexReport", "Reindexer"]
+__all__ = ["ReindexReport", "Reindexer", "RepairReport"]
 
 
 @dataclass
@@ -72,6 +78,40 @@ class ReindexReport:
         }
 
 
+@dataclass
+class RepairReport:
+    """What one ``marc repair`` did. ``to_json()`` is the CLI's ``--json`` contract.
+
+    Attributes:
+        collection: The current encoder's collection, where every repaired video now is.
+        videos_checked: Committed videos compared with the store.
+        vectors_checked: Stored vectors read and checked.
+        repaired: Videos re-embedded from their files.
+        failed: Damaged videos that could not be repaired (file gone, changed, undecodable).
+        events: Events re-embedded.
+        set_aside: Where unreadable collections were moved (rebuilt anew; delete them yourself).
+    """
+
+    collection: str
+    videos_checked: int = 0
+    vectors_checked: int = 0
+    repaired: int = 0
+    failed: list[Failure] = field(default_factory=list)
+    events: int = 0
+    set_aside: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "repaired": self.repaired,
+            "failed": [asdict(f) for f in self.failed],
+            "events": self.events,
+            "videos_checked": self.videos_checked,
+            "vectors_checked": self.vectors_checked,
+            "set_aside": self.set_aside,
+            "collection": self.collection,
+        }
+
+
 @dataclass(frozen=True)
 class _Job:
     """One video to move, read from the catalog: where its file may be, and its events."""
@@ -86,7 +126,8 @@ class _Job:
 
 
 class Reindexer(ArchiveParts):
-    """Moves an archive's events into the current encoder's collection. Models load on first need.
+    """Moves an archive's events into the current encoder's collection, and rebuilds missing or
+    damaged vectors from the video files (:meth:`repair`). Models load on first need.
 
     ``progress(kind, **info)`` hears: ``videos`` (total=videos to move), ``video`` (path=),
     ``stage`` (path=, stage=locate|decode|embed|store), ``result`` (path=,
@@ -105,12 +146,65 @@ class Reindexer(ArchiveParts):
         """
         coll = self.collection
         placed = self.catalog.placements()
-        todo = sorted(vid for vid, c in placed.items() if c != coll)
+        todo = {vid for vid, c in placed.items() if c != coll}
+        todo |= self._incomplete(coll, placed)  # "already there", but its vectors are not
         report = ReindexReport(collection=coll, skipped=len(placed) - len(todo))
-        progress("videos", total=len(todo))
-        if todo:
+        done = self._redo(sorted(todo), coll, report.failed, progress, outcome="reindexed")
+        report.reindexed, report.events = len(done), sum(done)
+        return report
+
+    def repair(self, *, progress: Progress = no_progress) -> RepairReport:
+        """Re-embed from its file every committed video whose vectors are missing, extra or
+        damaged (:func:`check_store` over every stored vector), into the current collection.
+
+        A collection that cannot be read at all is first set aside (:meth:`VectorStore.quarantine`)
+        and created anew; the rebuild reads the video files, never the damaged store.
+
+        Raises:
+            StoreError: the catalog or the vector store failed, or an unreadable collection
+                cannot be set aside.
+            ModelError: the encoder could not be loaded.
+        """
+        coll = self.collection
+        health = check_store(self.catalog, self.store, sample=None)
+        report = RepairReport(collection=coll, vectors_checked=health.checked_vectors)
+        for name in health.unreadable:
+            where = self.store.quarantine(name)
+            if where is None:
+                raise StoreError(f"{self.store.location}: collection {name} cannot be read")
+            report.set_aside.append(where)
+        report.videos_checked = len(self.catalog.placements())
+        vids = [d.id for d in health.damaged]
+        done = self._redo(vids, coll, report.failed, progress, outcome="repaired")
+        report.repaired, report.events = len(done), sum(done)
+        return report
+
+    def _incomplete(self, coll: str, placed: dict[str, str | None]) -> set[str]:
+        """Videos the catalog places in ``coll`` with another number of vectors there than
+        events (one facet count of the store)."""
+        mine = [vid for vid, c in placed.items() if c == coll]
+        if not mine:
+            return set()
+        events = self.catalog.placed_events()
+        stored = self.store.video_counts(coll) if coll in self.store.collections() else {}
+        return {v for v in mine if v in events and stored.get(v, 0) != events[v][1]}
+
+    def _redo(
+        self,
+        vids: list[str],
+        coll: str,
+        failed: list[Failure],
+        progress: Progress,
+        *,
+        outcome: str,
+    ) -> list[int]:
+        """Embed videos ``vids`` from their files into ``coll``; the events of each one done.
+        A video's own problem goes to ``failed`` and the rest go on."""
+        progress("videos", total=len(vids))
+        if vids:
             self.store.ensure_collection(coll, self.encoder.dim)
-        for vid in todo:
+        done: list[int] = []
+        for vid in vids:
             job = self._job(vid)
             if job is None:  # deleted meanwhile (its path now holds another video)
                 continue
@@ -118,16 +212,15 @@ class Reindexer(ArchiveParts):
             try:
                 path = self._move(job, coll, progress)
             except MediaError as e:  # this video's problem: report it, go on with the rest
-                report.failed.append(Failure(e.path, e.problem))
+                failed.append(Failure(e.path, e.problem))
                 progress("result", path=job.path, outcome="failed", error=e.problem)
                 continue
-            report.reindexed += 1
-            report.events += len(job.events)
-            progress("result", path=path, outcome="reindexed", events=len(job.events))
-        if report.reindexed:  # Qdrant Edge builds its HNSW index only when asked
+            done.append(len(job.events))
+            progress("result", path=path, outcome=outcome, events=len(job.events))
+        if done:  # Qdrant Edge builds its HNSW index only when asked
             self.store.optimize(coll)
         self._drop_moved()
-        return report
+        return done
 
     def _job(self, vid: str) -> _Job | None:
         video = self.catalog.done_video(vid)  # paths and events loaded: usable detached

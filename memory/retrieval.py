@@ -17,6 +17,7 @@ returned: videos an ingest is still working on are excluded inside the store as 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -96,8 +97,10 @@ class Retriever(ArchiveParts):
             )
             hits, unknown = self._resolve(points)
             if not unknown:
-                return hits
+                break
             exclude |= unknown  # claimed by an ingest after we looked: not committed, skip it
+        if len(hits) < k:
+            self._check_missing(hits, k, f)
         return hits
 
     def embed_query(self, query: str | ImageQuery) -> np.ndarray:
@@ -114,6 +117,12 @@ class Retriever(ArchiveParts):
         collections = self.catalog.collections()
         if self.collection in collections and self.collection in self.store.collections():
             return
+        if self.collection in collections:  # the catalog has events there, the store lost them
+            raise StoreError(
+                f"{self.store.location}: the vector store has lost collection {self.collection} "
+                "that the catalog's events are in; run `marc repair` to rebuild it from the "
+                "video files"
+            )
         others = [c for c in collections if c != self.collection]
         if others:
             raise StoreError(
@@ -123,6 +132,19 @@ class Retriever(ArchiveParts):
         raise StoreError(
             f"{self.config.home}: no events stored yet; run `marc ingest` on some videos first"
         )
+
+    def _check_missing(self, hits: list[EventRef], k: int, f: Filters) -> None:
+        """Warn when the store returned fewer hits than the catalog has matching events: it has
+        lost vectors (one catalog query, only when a search comes back short)."""
+        n = len(self.catalog.events(filters=f, limit=k, collection=self.collection))
+        if len(hits) < n:
+            warnings.warn(
+                f"{self.store.location}: the vector store returned {len(hits)} hits where the "
+                f"catalog has {n}{' or more' if n == k else ''} matching events; it has lost "
+                "vectors (see `marc status`; `marc repair` rebuilds them from the video files)",
+                UserWarning,
+                stacklevel=3,
+            )
 
     def _resolve(self, points: list[ScoredPoint]) -> tuple[list[EventRef], set[str]]:
         """Hits for ``points`` from the catalog, and the videos of points it has not committed."""

@@ -27,6 +27,11 @@ Two threads and two bounded maps::
   order they became complete, while the watcher goes on collecting (so several cameras' files
   settle while one is ingested). A file modified again after its ingest (a recorder appending)
   is ingested again once it settles; ingest replaces the old version.
+- **Retention** (``retention_days``, ``MARC_RETENTION_DAYS``; off by default): at the start,
+  after every batch and every :data:`RETENTION_CHECK_S` seconds while idle, the worker forgets
+  the videos whose recording ended more than ``retention_days`` ago (:meth:`Archive.forget`, the
+  function ``marc forget --before`` runs; the files are kept), and files last modified before
+  then are never ingested, so a restart's catch-up does not bring them back.
 - **Stop** (:meth:`IngestService.stop`, or ``KeyboardInterrupt`` in the watcher's thread): the
   worker leaves its batch at the next file or stage boundary, raising through ingest's progress
   callback. Ingest reports its last stage (``store``) before it writes vectors, so the file being
@@ -42,12 +47,14 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import os
 import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +62,7 @@ import watchfiles
 
 from marc.memory.archive import Archive
 from marc.memory.discover import discover, is_video_file
+from marc.memory.forget import ForgetReport
 from marc.memory.ingest import IngestReport, Progress, no_progress
 from marc.memory.layout import CameraRule
 
@@ -64,6 +72,9 @@ SETTLE_S = 5.0
 MAX_BATCH = 100
 #: Names (lower case) that downloaders and copy tools give files they are still writing.
 TEMP_SUFFIXES = (".part", ".partial", ".tmp", ".temp", ".crdownload", ".download", ".filepart", "~")
+
+#: How often (seconds) an idle service applies its retention period.
+RETENTION_CHECK_S = 600.0
 
 #: Ingest's stages (``progress("stage", stage=...)``) reported before a file's vectors are written:
 #: where a stop may leave a file.
@@ -94,7 +105,8 @@ class Batch:
 class WatchSummary:
     """What one :meth:`IngestService.run` did, summed over its batches.
 
-    ``abandoned`` counts the files of the batch cut short by a stop (redone on the next start).
+    ``abandoned`` counts the files of the batch cut short by a stop (redone on the next start),
+    ``forgotten`` the videos the retention period removed.
     """
 
     batches: int = 0
@@ -103,6 +115,7 @@ class WatchSummary:
     failed: int = 0
     events_added: int = 0
     abandoned: int = 0
+    forgotten: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -133,6 +146,9 @@ class IngestService:
         progress: Ingest's progress callback, called from the worker thread (``files`` starts a
             batch).
         on_batch: Called from the worker thread after each batch.
+        retention_days: Forget videos whose recording ended more than this many days ago, and
+            ingest no file last modified before then; ``None``: keep everything.
+        on_forget: Called from the worker thread when the retention period forgot videos.
     """
 
     def __init__(
@@ -146,7 +162,14 @@ class IngestService:
         poll_s: float | None = None,
         progress: Progress = no_progress,
         on_batch: Callable[[Batch], None] | None = None,
+        retention_days: float | None = None,
+        on_forget: Callable[[ForgetReport], None] | None = None,
     ) -> None:
+        if retention_days is not None and not retention_days > 0:
+            raise ValueError(f"retention must be > 0 days, not {retention_days}")
+        self.retention_days = retention_days
+        self._on_forget = on_forget
+        self._retained_at = -math.inf  # monotonic time retention was last applied
         if settle_s < 0:
             raise ValueError(f"settle time must be >= 0 seconds, not {settle_s}")
         if poll_s is not None and poll_s <= 0:
@@ -261,12 +284,15 @@ class IngestService:
 
     def _consider(self, files: Iterable[Path]) -> None:
         """Files found by walking, that no event named: complete if last modified ``settle_s``
-        seconds ago or earlier, else pending."""
+        seconds ago or earlier, else pending; never those older than the retention period."""
         found: list[tuple[Path, os.stat_result]] = []
+        cutoff = self._cutoff()
         for path in files:
             with contextlib.suppress(OSError):
                 if not self._ignored(path):
-                    found.append((path, path.stat()))
+                    st = path.stat()
+                    if cutoff is None or st.st_mtime >= cutoff.timestamp():
+                        found.append((path, st))
         now, wall = time.monotonic(), time.time()
         with self._lock:  # all at once: a catch-up's first batch is not cut short
             for path, st in found:
@@ -306,10 +332,13 @@ class IngestService:
     # ------------------------------------------------------------------------------- worker
     def _work(self) -> None:
         try:
+            self._retain()
             while (files := self._take()) is not None:
-                self._ingest(files)
-                if self._max_batches is not None and self.summary.batches >= self._max_batches:
-                    break
+                if files:
+                    self._ingest(files)
+                    if self._max_batches is not None and self.summary.batches >= self._max_batches:
+                        break
+                self._retain(force=bool(files))
         except _Abandoned:
             pass
         except BaseException as e:  # handed to run(), which raises it in the caller's thread
@@ -317,11 +346,33 @@ class IngestService:
         finally:
             self.stop()
 
+    def _cutoff(self) -> datetime | None:
+        """The retention period's start: older recordings are forgotten (``None``: keep all)."""
+        if self.retention_days is None:
+            return None
+        return datetime.now(UTC) - timedelta(days=self.retention_days)
+
+    def _retain(self, *, force: bool = True) -> None:
+        """Forget what the retention period has passed (after a batch, else when it is due)."""
+        cutoff = self._cutoff()
+        now = time.monotonic()
+        if cutoff is None or (not force and now - self._retained_at < RETENTION_CHECK_S):
+            return
+        self._retained_at = now
+        report = self.archive.forget(before=cutoff)
+        self.summary.forgotten += report.forgotten
+        if report.forgotten and self._on_forget is not None:
+            self._on_forget(report)
+
     def _take(self) -> list[Path] | None:
-        """Up to :data:`MAX_BATCH` complete files, oldest first; ``None`` once stopping."""
+        """Up to :data:`MAX_BATCH` complete files, oldest first; ``None`` once stopping; ``[]``
+        when the retention period is due to be applied while idle."""
         with self._lock:
             while not self._ready and not self._stop.is_set():
-                self._lock.wait()
+                if self.retention_days is None:
+                    self._lock.wait()
+                elif not self._lock.wait(timeout=RETENTION_CHECK_S):
+                    return []
             if self._stop.is_set():
                 return None
             files = list(itertools.islice(self._ready, MAX_BATCH))

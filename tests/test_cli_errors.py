@@ -23,6 +23,10 @@ COMMANDS = {
     "status": (["status", "--verbose"], "--verbose"),
     "samples": (["samples"], "'dest'"),
     "reindex": (["reindex", "extra"], "extra"),
+    "repair": (["repair", "extra"], "extra"),
+    "forget": (["forget", "--dry-run"], "say what to forget"),
+    "forget --before": (["forget", "--before", "last week"], "not an ISO-8601 time"),
+    "forget --video": (["forget", "--video", "/no/such.mp4"], "/no/such.mp4"),
     "ask": (["ask", "who?", "--until", "31/01/2024"], "not an ISO-8601 time"),
     "ask --thread": (["ask", "who?", "--thread", "no-such-id"], "no-such-id: no such thread"),
     "ask --new-thread": (["ask", "who?", "--thread", "a", "--new-thread", "b"], "not both"),
@@ -45,6 +49,7 @@ BAD_SETTINGS = [
     ({"MARC_MIN_SCORE": "-inf"}, "MARC_MIN_SCORE"),
     ({"MARC_HOME": "/etc/passwd"}, "MARC_HOME"),
     ({"MARC_HOME": "/proc/self"}, "MARC_HOME"),
+    ({"MARC_RETENTION_DAYS": "0"}, "MARC_RETENTION_DAYS"),
 ]
 
 
@@ -58,6 +63,8 @@ def _valid_args(args: list[str]) -> list[str]:
         "search": ["search", "people"],
         "samples": ["samples", "/tmp/x"],
         "reindex": ["reindex"],
+        "repair": ["repair"],
+        "forget": ["forget", "--camera", "gate", "--dry-run"],
         "ask": ["ask", "who?"],
         "chat": ["chat"],
         "mcp": ["mcp"],

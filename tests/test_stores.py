@@ -579,3 +579,31 @@ def test_edge_shard_creation_is_atomic(tmp_path):
         store.ensure_collection(name, 4)
         assert store.collections() == [name] and store.count(name) == 0
     assert not stale.exists()
+
+
+# ------------------------------------------------------------ per-video counts, vector checks
+def test_video_counts_and_vector_checks_agree_with_the_points(filled):
+    """Both backends count every video's points in one facet, and find every stored vector sound
+    (Qdrant keeps cosine vectors normalised), all of them or a sample."""
+    store, points = filled
+    want = {v: sum(p.payload["video_id"] == v for p in points) for v in VIDEOS}
+    assert store.video_counts(NAME) == want
+    assert store.video_counts(NAME, ["v-b", "never-ingested"]) == {"v-b": want["v-b"]}
+    assert store.video_counts(NAME, []) == {}
+    check = store.check_vectors(NAME)
+    assert (check.checked, check.bad) == (len(points), {})
+    assert store.check_vectors(NAME, limit=300).checked == len(points)
+    assert store.check_vectors(NAME, limit=7).checked == 7
+
+
+def test_an_impossible_cosine_score_is_an_error_never_a_hit():
+    """A score outside [-1, 1] beyond rounding can only come from a damaged stored vector."""
+    from marc.memory.stores.base import ScoredPoint
+
+    store = EdgeStore("/nonexistent-unused")
+    with pytest.raises(StoreError, match=r"damaged: event e1 scored 3.7e\+37.*marc repair"):
+        store._checked(NAME, ScoredPoint("e1", 3.7e37, {}))
+    with pytest.raises(StoreError, match="scored nan"):
+        store._checked(NAME, ScoredPoint("e1", float("nan"), {}))
+    assert store._checked(NAME, ScoredPoint("e1", 1.0000002, {})).score == 1.0
+    assert store._checked(NAME, ScoredPoint("e1", -0.5, {})).score == -0.5

@@ -3,11 +3,12 @@
 - :mod:`.app`: the Typer app, the error policy (one line, exit codes) and shared options;
 - :mod:`.ingest`: ``ingest`` (and ``--watch``), ``segment``, ``reindex``, ``samples``;
 - :mod:`.archive`: ``events``, ``videos``, ``search``, ``status``;
+- :mod:`.care`: ``forget``, ``repair``;
 - :mod:`.agent`: ``ask``, ``chat``, ``thread``, ``mcp``;
 - :mod:`.training`: ``train``, ``eval``.
 """
 
-from marc.agent._cli import agent, archive, ingest, training  # noqa: F401 - register commands
+from marc.agent._cli import agent, archive, care, ingest, training  # noqa: F401 - register commands
 from marc.agent._cli.app import app, main
 
 __all__ = ["app", "main"]

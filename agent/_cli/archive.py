@@ -156,6 +156,17 @@ def status(as_json: JsonOpt = False) -> None:
         out.print(f"{key:>13}: {st[key]}", highlight=False)
     sources = ", ".join(f"{k} {n}" for k, n in st["start_sources"].items() if n) or "-"
     out.print(f"{'start times':>13}: {sources}", highlight=False)
+    for problem in st["problems"]:
+        out.print(f"{'problem':>13}: {problem}", highlight=False, soft_wrap=True)
+    for d in st["damaged"]:
+        out.print(
+            f"{'damaged':>13}: {d['video']}: {d['vectors']} of {d['events']} vectors"
+            + (f", {d['bad_vectors']} bad" if d["bad_vectors"] else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
+    if st["damaged"]:
+        out.print(f"{'':>13}  run `marc repair` to rebuild them from the video files")
     out.print(f"{'vector_store':>13}: {st['vector_store']}", highlight=False)
     if st["cameras"]:
         table = Table("camera", "videos", "events", "failed")

@@ -161,6 +161,7 @@ def _ingest_watch(
     ingested (stdout) or failed (stderr). The summary at the end goes to stdout, or to stderr
     with ``--json`` (stdout stays one JSON line per batch). Exit 0 when stopped by a signal.
     """
+    from marc.memory.forget import ForgetReport
     from marc.memory.watch import SETTLE_S, Batch, IngestService
 
     bars = _BatchProgress()
@@ -179,12 +180,23 @@ def _ingest_watch(
                 err.print(f"[red]failed:[/] {r['path']}: {r['error']}", highlight=False)
         _warn(batch.report.warnings())
 
+    retention = settings().retention_days
+
+    def on_forget(report: ForgetReport) -> None:
+        now = datetime.now().strftime("%H:%M:%S")
+        (err if as_json else out).print(
+            f"{now} forgot {report.forgotten} videos ({report.events} events) recorded more than "
+            f"{retention:g} days ago (MARC_RETENTION_DAYS; the files are kept)",
+            highlight=False,
+        )
+
     settle_s = SETTLE_S if settle is None else settle
     try:
         with _archive() as archive:
             service = IngestService(
                 archive, paths, camera=camera, camera_from=camera_from, settle_s=settle_s,
-                poll_s=poll, progress=bars, on_batch=on_batch,
+                poll_s=poll, progress=bars, on_batch=on_batch, retention_days=retention,
+                on_forget=on_forget,
             )  # fmt: skip
             with _stop_on_signals():
                 try:
@@ -202,6 +214,7 @@ def _ingest_watch(
         f"stopped: ingested {summary.ingested}, skipped {summary.skipped}, failed "
         f"{summary.failed}, events added {summary.events_added} in {summary.batches} batches"
         + (f"; {summary.abandoned} left for the next start" if summary.abandoned else "")
+        + (f"; forgot {summary.forgotten} past the retention period" if summary.forgotten else "")
     )
     (err if as_json else out).print(line, highlight=False)
 

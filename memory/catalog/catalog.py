@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from marc.memory.catalog.claims import IngestClaims
+from marc.memory.catalog.forgetting import Forgetting
 from marc.memory.catalog.queries import CatalogQueries
 from marc.memory.core.errors import StoreError
 
@@ -72,11 +73,12 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
-class Catalog(CatalogQueries, IngestClaims):
+class Catalog(CatalogQueries, IngestClaims, Forgetting):
     """A connection to the catalog database at ``url``; the schema is upgraded on open.
 
     Its methods are the catalog's whole interface: the reads of :class:`.CatalogQueries` and
-    the ingest's writes of :class:`.IngestClaims` (no SQL is written outside this package).
+    the ingest's writes of :class:`.IngestClaims`, ``marc forget``'s of :class:`.Forgetting` (no
+    SQL is written outside this package).
     :meth:`session` is for those methods and for tests.
     """
 

@@ -110,14 +110,23 @@ class IngestClaims:
     def path_is_current(self, path: str, st: os.stat_result, key: str, collection: str) -> bool:
         """Whether the file at ``path``, of the size and mtime of ``st``, was last seen there
         unchanged as a current video (the fast path: nothing to hash)."""
+        return self.current_video_at(path, st, key, collection) is not None
+
+    def current_video_at(
+        self, path: str, st: os.stat_result, key: str, collection: str
+    ) -> str | None:
+        """The id of the current video the file at ``path`` (of the size and mtime of ``st``)
+        was last seen there as, unchanged; ``None`` when it is not one (:meth:`path_is_current`)."""
         with self.session() as s:
             vp = s.get(VideoPath, path)
-            return (
+            if (
                 vp is not None
                 and vp.size_bytes == st.st_size
                 and vp.mtime_ns == st.st_mtime_ns
                 and _is_current(vp.video, key, collection)
-            )
+            ):
+                return vp.video_id
+            return None
 
     def claim(
         self,
@@ -128,10 +137,13 @@ class IngestClaims:
         run_id: int,
         key: str,
         collection: str,
+        *,
+        redo: bool = False,
     ) -> Claim:
         """Take video ``vid`` (fingerprint ``fp``, read at ``path`` with stat ``st``) for run
         ``run_id``: ``"claimed"``, ``"current"`` (already stored; the path is remembered) or
-        ``"busy"`` (another live ingest is working on it; that run will store it).
+        ``"busy"`` (another live ingest is working on it; that run will store it). ``redo``
+        claims a current video too (its vectors are missing from the store).
 
         The claim is one conditional ``UPDATE`` (or an ``INSERT`` against the primary key), so
         two ingests of the same files at once never both work on one video. A ``failed`` row
@@ -141,7 +153,7 @@ class IngestClaims:
             try:
                 with self.session() as s:
                     video = s.get(Video, vid)
-                    if video is not None and _is_current(video, key, collection):
+                    if video is not None and not redo and _is_current(video, key, collection):
                         _remember_path(s, video, path, st)
                         return "current"
                     if video is None:

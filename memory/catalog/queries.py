@@ -46,6 +46,26 @@ class CatalogQueries:
             rows = s.execute(select(Video.id, Video.collection).where(Video.status == "done"))
             return dict(rows.all())
 
+    def placed_events(self) -> dict[str, tuple[str | None, int, str, str]]:
+        """Every committed video's ``(collection, events, path, camera)`` by id: what its
+        collection must hold (one vector per event), for ``marc status`` and ``marc repair``."""
+        counts = select(Event.video_id, func.count().label("n")).group_by(Event.video_id).subquery()
+        q = (
+            select(
+                Video.id, Video.collection, func.coalesce(counts.c.n, 0), Video.path, Video.camera
+            )
+            .outerjoin(counts, counts.c.video_id == Video.id)
+            .where(Video.status == "done")
+        )
+        with self.session() as s:
+            return {vid: (c, int(n), p, cam) for vid, c, n, p, cam in s.execute(q).all()}
+
+    def event_count(self, vid: str) -> int:
+        """How many events video ``vid`` has in the catalog."""
+        with self.session() as s:
+            n = s.scalar(select(func.count()).select_from(Event).where(Event.video_id == vid))
+        return int(n or 0)
+
     def collections(self) -> list[str]:
         """The vector collections that hold committed videos, sorted."""
         return sorted({c for c in self.placements().values() if c})
@@ -88,14 +108,19 @@ class CatalogQueries:
         return {e.id: (e, v) for e, v in rows}
 
     def events(
-        self, vid: str | None = None, *, filters: Filters | None = None, limit: int | None = None
+        self,
+        vid: str | None = None,
+        *,
+        filters: Filters | None = None,
+        limit: int | None = None,
+        collection: str | None = None,
     ) -> list[tuple[Event, Video]]:
         """Events of committed videos (or of video ``vid``) with their video, in time order:
         by the videos' recording time and path, then by index.
 
         ``filters`` narrow them as a search does (cameras; events that end after ``since`` and
         start before ``until``; videos given by id, ingested path or a copy), ``limit`` keeps the
-        first so many.
+        first so many, ``collection`` only the videos whose vectors are in that collection.
         """
         q = (
             select(Event, Video)
@@ -105,6 +130,8 @@ class CatalogQueries:
         )
         if vid is not None:
             q = q.where(Video.id == vid)
+        if collection is not None:
+            q = q.where(Video.collection == collection)
         if filters is not None:
             if filters.cameras is not None:
                 q = q.where(Video.camera.in_(filters.cameras))

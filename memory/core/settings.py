@@ -134,6 +134,15 @@ class Settings(BaseSettings):
         "share one collection.",
     )
 
+    # Looking after the archive.
+    retention_days: float | None = Field(
+        None,
+        gt=0,
+        description="`marc ingest --watch` forgets videos whose recording ended more than this "
+        "many days ago (as `marc forget --before`; the files are kept) and does not ingest files "
+        "last modified before then. Unset = keep everything.",
+    )
+
     # Answering (marc.compression.vlm): the vision-language model and the compression of its input.
     vlm: str = Field(
         "",

@@ -18,8 +18,8 @@ import hashlib
 import re
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -34,6 +34,7 @@ __all__ = [
     "EventFilter",
     "EventPoint",
     "ScoredPoint",
+    "VectorCheck",
     "StoreError",
     "VectorStore",
 ]
@@ -47,6 +48,10 @@ INDEXED_FIELDS = {
     "start_at": "datetime",
     "end_at": "datetime",
 }
+#: How far a stored cosine vector's norm may be from 1 (Qdrant normalises them when stored).
+NORM_TOLERANCE = 1e-3
+#: How far a cosine score may leave [-1, 1] from float rounding (it is clipped back into it).
+SCORE_TOLERANCE = 1e-3
 #: Collection names: what Qdrant and a file system both accept.
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
 
@@ -107,6 +112,28 @@ class ScoredPoint:
     id: str
     score: float
     payload: dict[str, Any]
+
+
+@dataclass
+class VectorCheck:
+    """What :meth:`VectorStore.check_vectors` found: how many points it read, and per video the
+    points whose vector is not a finite unit vector (a damaged store: searches would score them
+    outside [-1, 1])."""
+
+    checked: int = 0
+    bad: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def bad_total(self) -> int:
+        return sum(self.bad.values())
+
+
+def _bad_vector(vector: Sequence[float] | np.ndarray) -> bool:
+    """Whether a stored cosine vector is damaged: not finite, or not of unit length."""
+    v = np.asarray(vector, dtype=np.float64)
+    if v.ndim != 1 or not np.all(np.isfinite(v)):
+        return True
+    return abs(float(np.linalg.norm(v)) - 1.0) > NORM_TOLERANCE
 
 
 @dataclass(frozen=True)
@@ -234,6 +261,41 @@ class VectorStore(ABC):
     def video_ids(self, name: str) -> set[str]:
         """Distinct ``video_id`` payload values in collection ``name``."""
 
+    def video_counts(self, name: str, video_ids: Sequence[str] | None = None) -> dict[str, int]:
+        """Exact number of points per ``video_id`` in collection ``name`` (of every video, or of
+        ``video_ids`` only); videos without points are left out. One request: a facet on the
+        indexed ``video_id`` payload, which reads the index, not the points."""
+        ids = _names(video_ids, "video_ids")
+        if ids == ():
+            return {}
+        return self._video_counts(name, ids)
+
+    @abstractmethod
+    def _video_counts(self, name: str, video_ids: tuple[str, ...] | None) -> dict[str, int]: ...
+
+    def check_vectors(self, name: str, *, limit: int | None = None) -> VectorCheck:
+        """Read the stored vectors of ``name`` (all, or the first ``limit`` by id: ids are
+        hashes, so that is a sample spread over the whole store) and count, per video, those
+        that are not finite unit vectors. Qdrant stores cosine vectors normalised, so any other
+        vector is damage (e.g. overwritten storage files)."""
+        check = VectorCheck()
+        for vid, vector in self._vectors(name, limit):
+            check.checked += 1
+            if _bad_vector(vector):
+                check.bad[vid] = check.bad.get(vid, 0) + 1
+        return check
+
+    @abstractmethod
+    def _vectors(
+        self, name: str, limit: int | None
+    ) -> Iterator[tuple[str, Sequence[float] | np.ndarray]]:
+        """``(video_id, vector)`` of the points of ``name`` in id order (the first ``limit``)."""
+
+    def quarantine(self, name: str) -> str | None:
+        """Set an unreadable collection aside so that it can be created anew; where it went, or
+        ``None`` when this backend cannot (then nothing changed)."""
+        return None
+
     def search(
         self,
         name: str,
@@ -280,8 +342,21 @@ class VectorStore(ABC):
         )
         if flt.empty:
             return []
-        hits = self._search(name, q, k, flt)
+        hits = [self._checked(name, h) for h in self._search(name, q, k, flt)]
         return sorted(hits, key=lambda h: -h.score)
+
+    def _checked(self, name: str, hit: ScoredPoint) -> ScoredPoint:
+        """``hit`` with its cosine score clipped into [-1, 1] (float rounding); a score further
+        out can only come from a damaged stored vector: :class:`StoreError`."""
+        s = hit.score
+        if not (np.isfinite(s) and abs(s) <= 1 + SCORE_TOLERANCE):
+            raise StoreError(
+                f"{self.location}: collection {name} is damaged: event {hit.id} scored {s:.3g}, "
+                "not a cosine in [-1, 1]; run `marc repair` to rebuild it from the video files"
+            )
+        if abs(s) > 1:
+            return ScoredPoint(hit.id, float(np.clip(s, -1.0, 1.0)), hit.payload)
+        return hit
 
     @abstractmethod
     def _search(

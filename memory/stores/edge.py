@@ -406,6 +406,79 @@ class EdgeStore(VectorStore):
                 if offset is None:
                     return found
 
+    def _video_counts(self, name: str, video_ids: tuple[str, ...] | None) -> dict[str, int]:
+        flt = _edge_filter(EventFilter(video_ids=video_ids))
+        with self._use(name) as shard:
+            if "video_id" not in shard.info().payload_schema:  # a damaged shard lost its index
+                return self._scroll_counts(shard, flt)
+            limit = len(video_ids) if video_ids else shard.count(qe.CountRequest(exact=True))
+            if limit == 0:
+                return {}
+            hits = shard.facet(qe.FacetRequest(key="video_id", limit=limit, exact=True, filter=flt))
+        return {str(h.value): int(h.count) for h in hits.hits}
+
+    @staticmethod
+    def _scroll_counts(shard: qe.EdgeShard, flt: qe.Filter | None) -> dict[str, int]:
+        """Points per video read point by point (for a shard without its ``video_id`` index)."""
+        counts: dict[str, int] = {}
+        offset = None
+        while True:
+            records, offset = shard.scroll(
+                qe.ScrollRequest(
+                    offset=offset,
+                    limit=1024,
+                    filter=flt,
+                    with_payload=qe.PayloadSelector.Include(["video_id"]),
+                    with_vector=False,
+                )
+            )
+            for r in records:
+                vid = str((r.payload or {}).get("video_id", ""))
+                counts[vid] = counts.get(vid, 0) + 1
+            if offset is None:
+                return counts
+
+    def _vectors(
+        self, name: str, limit: int | None
+    ) -> Iterator[tuple[str, Sequence[float] | np.ndarray]]:
+        offset, left = None, limit
+        while left is None or left > 0:
+            page = 256 if left is None else min(256, left)
+            with self._use(name) as shard:  # one page at a time: others may use the shard between
+                records, offset = shard.scroll(
+                    qe.ScrollRequest(
+                        offset=offset,
+                        limit=page,
+                        with_payload=qe.PayloadSelector.Include(["video_id"]),
+                        with_vector=True,
+                    )
+                )
+            for r in records:
+                vector = r.vector
+                if isinstance(vector, dict):  # named vectors: MARC's is the unnamed one
+                    vector = vector.get("", next(iter(vector.values()), []))
+                yield str((r.payload or {}).get("video_id", "")), vector
+            if left is not None:
+                left -= len(records)
+            if offset is None:
+                return
+
+    def quarantine(self, name: str) -> str | None:
+        """Rename shard folder ``name`` to ``name.damaged-<UTC time>`` (kept for inspection; delete
+        it yourself) so that :meth:`ensure_collection` creates it anew."""
+        where = self._dir(name)
+        with self._lock:
+            with contextlib.suppress(StoreError):
+                self._release(name)
+            self._dims.pop(name, None)
+            if not where.exists():
+                return None
+            aside = where.with_name(
+                f"{name}.damaged-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+            )
+            os.rename(where, aside)
+        return str(aside)
+
     def _search(self, name: str, vector: np.ndarray, k: int, flt: EventFilter) -> list[ScoredPoint]:
         request = qe.QueryRequest(
             limit=k,

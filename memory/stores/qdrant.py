@@ -269,6 +269,34 @@ class QdrantStore(VectorStore):
                 if offset is None:
                     return found
 
+    def _video_counts(self, name: str, video_ids: tuple[str, ...] | None) -> dict[str, int]:
+        flt = _qdrant_filter(EventFilter(video_ids=video_ids))
+        client = self._client()
+        with self._backend(f"counting videos in {name}"):
+            limit = len(video_ids) if video_ids else client.count(name, exact=True).count
+            if limit == 0:
+                return {}
+            hits = client.facet(name, key="video_id", facet_filter=flt, limit=limit, exact=True)
+        return {str(h.value): int(h.count) for h in hits.hits}
+
+    def _vectors(
+        self, name: str, limit: int | None
+    ) -> Iterator[tuple[str, Sequence[float] | np.ndarray]]:
+        client = self._client()
+        offset, left = None, limit
+        while left is None or left > 0:
+            page = 256 if left is None else min(256, left)
+            with self._backend(f"scrolling {name}"):
+                records, offset = client.scroll(
+                    name, limit=page, offset=offset, with_payload=["video_id"], with_vectors=True
+                )
+            for r in records:
+                yield str((r.payload or {}).get("video_id", "")), r.vector  # type: ignore[misc]
+            if left is not None:
+                left -= len(records)
+            if offset is None:
+                return
+
     def _search(self, name: str, vector: np.ndarray, k: int, flt: EventFilter) -> list[ScoredPoint]:
         with self._backend(f"searching {name}"):
             hits = (
