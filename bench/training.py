@@ -747,6 +747,10 @@ def report(results: dict, command: str, plot_name: str) -> str:
         "## Result",
         "",
         _verdict(results),
+        "",
+        "## Limits of this run",
+        "",
+        _limits(results),
     ]
     return "\n".join(lines) + "\n\n" + EXPLORATION
 
@@ -785,6 +789,33 @@ def _verdict(results: dict) -> str:
         f"from GRPO's by {adv:.3f} on average per rollout: this is the size of the lever the "
         "compression reward had here. A difference is called resolved only when its 95 % "
         "interval excludes 0."
+    )
+
+
+def _limits(results: dict) -> str:
+    """What the run does not establish, from its own numbers."""
+    seeds = _seeds(results)
+    p = results["plan"]
+    teacher = _fmt([s["teacher"]["test/full"]["score"] for s in seeds])
+    tail = []
+    for name in METHODS:
+        d = [s["students"][name]["curve"][-1]["score"] - s["students"][name]["curve"][-2]["score"]
+             for s in seeds]  # fmt: skip
+        tail.append(f"{NAMES[name]} {_fmt(d)}")
+    mc = _fmt([s["teacher"]["test/full"]["mc"] for s in seeds])
+    mra = _fmt([s["teacher"]["test/full"]["mra"] for s in seeds])
+    return (
+        f"The teachers are weak: {teacher} % on the full-frame test split after "
+        f"{p['teacher']['epochs']} epochs, and that is the count kind (MRA {mra} %) with the "
+        f"multiple-choice kinds near chance ({mc} % against 25 %). So the comparison is in effect "
+        "about the graded count kind; the distance the students can recover (and `a_full`, the "
+        "maintenance term's denominator) is small and noisy. The students ran a "
+        f"fixed {seeds[0]['students']['c-grpo']['steps']} steps each; whether that is a plateau "
+        "is for the curves to say, and the change of the validation score over the last "
+        f"evaluation interval (points, mean ± 95 % interval over seeds) is: {'; '.join(tail)}. "
+        f"Validation has {p['val']} clips, so one clip moves a score by "
+        f"{100 / p['val']:.1f} points; test and OOD have {p['task']['n_test']} each. Larger "
+        "teachers and longer student runs are a change of PLAN in `bench/training.py`."
     )
 
 
