@@ -53,6 +53,7 @@ __all__ = [
     "BACKGROUND",
     "COLOURS",
     "DIRECTIONS",
+    "GRADED_KINDS",
     "KINDS",
     "LETTERS",
     "QUESTIONS",
@@ -96,6 +97,9 @@ FIXED_OPTIONS: dict[str, tuple[str, ...]] = {
     "count": ("1", "2", "3", "4"),
     "direction": DIRECTIONS,
 }
+#: ``graded``: these kinds are asked as Video-R1 ``regression`` questions (the number, no options),
+#: whose reward is graded (one minus the relative error) rather than right or wrong.
+GRADED_KINDS = ("count",)
 _SPLITS = {"train": 0, "test": 1}
 _FORMAT = 1  # bump when rendering or question rules change: existing tasks are regenerated
 _MARKER = "synthetic.json"
@@ -133,12 +137,14 @@ def _blank(T: int, S: int) -> np.ndarray:
     return out
 
 
-def _colour(rng: np.random.Generator, value: str, T: int, S: int) -> np.ndarray:
+def _colour(rng: np.random.Generator, value: str, T: int, S: int, speed: float = 1.0) -> np.ndarray:
     """One shape of colour ``value`` on a straight path through the frame's inner part."""
     frames, r, disc = _blank(T, S), S / 8, bool(rng.integers(2))
     a, b = rng.uniform(0.25 * S, 0.75 * S, size=(2, 2))
     while np.hypot(*(b - a)) < 0.25 * S:  # visibly moving
         b = rng.uniform(0.25 * S, 0.75 * S, size=2)
+    if speed != 1.0:  # the same path's start, ``speed`` times as far in the clip
+        b = a + (b - a) * speed
     for t in range(T):
         x, y = a + (b - a) * t / max(T - 1, 1)
         _draw(frames[t], x, y, r, value, disc)
@@ -146,7 +152,12 @@ def _colour(rng: np.random.Generator, value: str, T: int, S: int) -> np.ndarray:
 
 
 def _first(
-    rng: np.random.Generator, value: str, T: int, S: int, palette: Sequence[str] | None = None
+    rng: np.random.Generator,
+    value: str,
+    T: int,
+    S: int,
+    palette: Sequence[str] | None = None,
+    speed: float = 1.0,
 ) -> tuple[np.ndarray, str]:
     """Shape ``value`` enters at frame ``e1``, another colour (of ``palette``, default all) at
     ``e2 >= e1 + 2``, each from a side edge into its own half (top/bottom); both stay in view to
@@ -156,16 +167,18 @@ def _first(
     e1 = int(rng.integers(0, max(T // 4, 1)))
     e2 = min(e1 + 2 + int(rng.integers(0, max(T // 4, 1))), T - 2)
     lanes = rng.permutation([0.27 * S, 0.73 * S])
-    speed = (S - 2 * r) / T  # never leaves the frame
+    per_frame = (S - 2 * r) / T  # never leaves the frame
+    if speed != 1.0:
+        per_frame *= speed
     for colour, enter, cy in ((value, e1, lanes[0]), (other, e2, lanes[1])):
         from_left, disc = bool(rng.integers(2)), bool(rng.integers(2))
         for t in range(enter, T):
-            step = r + (t - enter) * speed
+            step = r + (t - enter) * per_frame
             _draw(frames[t], step if from_left else S - step, cy, r, colour, disc)
     return frames, other
 
 
-def _count(rng: np.random.Generator, value: str, T: int, S: int) -> np.ndarray:
+def _count(rng: np.random.Generator, value: str, T: int, S: int, speed: float = 1.0) -> np.ndarray:
     """``value`` shapes of distinct colours crossing side to side, one per horizontal lane."""
     n = int(value)
     frames, r = _blank(T, S), S / 9
@@ -177,16 +190,22 @@ def _count(rng: np.random.Generator, value: str, T: int, S: int) -> np.ndarray:
         disc = bool(rng.integers(2))
         for t in range(T):
             x = -r + (S + 2 * r) * (t + 0.5) / T + phase  # off-frame to off-frame
+            if speed != 1.0:  # the same crossing about the centre, ``speed`` times as far
+                x = S / 2 + (x - S / 2) * speed
             _draw(frames[t], S - x if leftwards else x, cy, r, str(colour), disc)
     return frames
 
 
-def _direction(rng: np.random.Generator, value: str, T: int, S: int) -> np.ndarray:
+def _direction(
+    rng: np.random.Generator, value: str, T: int, S: int, speed: float = 1.0
+) -> np.ndarray:
     """One shape moving from 20 % to 80 % of the frame (or back) along one axis."""
     frames, r, disc = _blank(T, S), S / 8, bool(rng.integers(2))
     colour = str(rng.choice(list(COLOURS)))
     across = rng.uniform(0.3 * S, 0.7 * S)
     lo, hi = 0.2 * S, 0.8 * S
+    if speed != 1.0:  # about the centre, ``speed`` times as far
+        lo, hi = (0.5 - 0.3 * speed) * S, (0.5 + 0.3 * speed) * S
     for t in range(T):
         f = t / max(T - 1, 1)
         pos = lo + (hi - lo) * (1 - f if value in ("left", "up") else f)
@@ -196,13 +215,16 @@ def _direction(rng: np.random.Generator, value: str, T: int, S: int) -> np.ndarr
 
 
 def render(kind: str, letter: int, value: str, rng: np.random.Generator, *, frames: int = 8,
-           size: int = 56, fixed_options: bool = False) -> Clip:  # fmt: skip
+           size: int = 56, fixed_options: bool = False, speed: float = 1.0) -> Clip:  # fmt: skip
     """Render one question of ``kind`` whose answer is ``value`` at option ``LETTERS[letter]``.
 
     Distractors are other values of the kind (for "first", the second colour is always one).
     With ``fixed_options`` the options are :data:`FIXED_OPTIONS` of the kind, in order, and
-    ``letter`` must be ``value``'s place among them.
+    ``letter`` must be ``value``'s place among them. ``speed`` scales every motion (0.5: the
+    shapes cover half the distance in the clip; 1.0 draws exactly the default clips).
     """
+    if speed <= 0:
+        raise ValueError(f"speed must be > 0, got {speed}")
     if kind not in KINDS:
         raise ValueError(f"unknown question kind {kind!r}; one of {', '.join(KINDS)}")
     T, S = frames, size
@@ -212,21 +234,21 @@ def render(kind: str, letter: int, value: str, rng: np.random.Generator, *, fram
             raise ValueError(f"{value!r} is not option {LETTERS[letter]} of {kind!r}: {values}")
         palette = values if kind == "first" else None
         pixels = (
-            _first(rng, value, T, S, palette)[0]
+            _first(rng, value, T, S, palette, speed)[0]
             if kind == "first"
             else {"colour": _colour, "count": _count, "direction": _direction}[kind](
-                rng, value, T, S
+                rng, value, T, S, speed
             )
         )
         options = tuple(f"{L}. {v}" for L, v in zip(LETTERS, values, strict=True))
         return Clip(kind, pixels, options, LETTERS[letter], value)
     if kind == "first":
-        pixels, other = _first(rng, value, T, S)
+        pixels, other = _first(rng, value, T, S, speed=speed)
         pool = [c for c in _VALUES[kind] if c not in (value, other)]
         distractors = [other, *rng.choice(pool, size=2, replace=False)]
     else:
         pixels = {"colour": _colour, "count": _count, "direction": _direction}[kind](
-            rng, value, T, S
+            rng, value, T, S, speed
         )
         pool = [v for v in _VALUES[kind] if v != value]
         distractors = list(rng.choice(pool, size=3, replace=False))
@@ -244,14 +266,16 @@ def _plan(i: int) -> tuple[str, int, int]:
     return KINDS[k], (k + m) % 4, m + m // 4
 
 
-def _sample(seed: int, split: str, i: int, frames: int, size: int, fixed: bool = False) -> Clip:
+def _sample(seed: int, split: str, i: int, frames: int, size: int, fixed: bool = False,
+            speed: float = 1.0) -> Clip:  # fmt: skip
     kind, letter, v = _plan(i)
     rng = np.random.default_rng([seed, _SPLITS[split], i])
+    opts = {"frames": frames, "size": size, "speed": speed}
     if fixed:  # the value is the letter's: balanced letters are balanced values
         value = FIXED_OPTIONS[kind][letter]
-        return render(kind, letter, value, rng, frames=frames, size=size, fixed_options=True)
+        return render(kind, letter, value, rng, fixed_options=True, **opts)
     values = _VALUES[kind]
-    return render(kind, letter, values[v % len(values)], rng, frames=frames, size=size)
+    return render(kind, letter, values[v % len(values)], rng, **opts)
 
 
 # -------------------------------------------------------------------------------- encoding
@@ -275,15 +299,19 @@ def _encode(clip: Clip, out: Path, fps: float) -> None:
     os.replace(tmp, out)
 
 
-def _record(problem_id: int, clip: Clip, path: str) -> dict[str, Any]:
+def _record(problem_id: int, clip: Clip, path: str, graded: bool = False) -> dict[str, Any]:
+    if graded and clip.kind in GRADED_KINDS:  # the number itself, scored by relative error
+        kind, options, answer = "regression", [], clip.value
+    else:
+        kind, options, answer = "multiple choice", list(clip.options), clip.answer
     return {
         "problem_id": problem_id,
         "problem": QUESTIONS[clip.kind],
         "data_type": "video",
-        "problem_type": "multiple choice",
-        "options": list(clip.options),
+        "problem_type": kind,
+        "options": options,
         "process": "",
-        "solution": f"<answer>{clip.answer}</answer>",
+        "solution": f"<answer>{answer}</answer>",
         "path": path,
         "data_source": clip.kind,
     }
@@ -299,6 +327,8 @@ def make_task(
     size: int = 56,
     fps: float = 4,
     fixed_options: bool = False,
+    graded: bool = False,
+    speed: float = 1.0,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Path, Path]:
     """Write the task under ``out_dir``: clips in ``videos/``, ``train.json`` and ``test.json``.
@@ -315,6 +345,12 @@ def make_task(
             kind (:data:`FIXED_OPTIONS`), so the letter follows from the pixels alone; by default
             options are shuffled and the answer must be matched against the options' text (a
             harder, compositional task that tiny models trained for minutes do not learn).
+        graded: Ask the kinds of :data:`GRADED_KINDS` ("count") as ``regression`` questions
+            (answer the number; Video-R1 rewards one minus the relative error and scores MRA at
+            evaluation), so their reward is graded, not right or wrong.
+        speed: Scale of every motion (0.5: half as far in the same clip length): a shift in clip
+            speed for an out-of-distribution test split. The random draws do not depend on it,
+            so ``speed=0.5`` renders the same questions as ``speed=1`` (same seed), slowed down.
         progress: Called with ``(clips done, clips total)`` while encoding.
 
     Returns:
@@ -324,6 +360,8 @@ def make_task(
         raise ValueError(
             f"need frames >= 4, an even size >= 28 and fps > 0; got {frames}, {size}, {fps}"
         )
+    if speed <= 0:
+        raise ValueError(f"speed must be > 0, got {speed}")
     if n_train < 0 or n_test < 0:
         raise ValueError(f"n_train and n_test must be >= 0, got {n_train}, {n_test}")
     out = Path(out_dir)
@@ -333,6 +371,10 @@ def make_task(
     }  # fmt: skip
     if fixed_options:  # (absent otherwise: tasks made before the option keep their marker)
         params["fixed_options"] = True
+    if graded:
+        params["graded"] = True
+    if speed != 1.0:
+        params["speed"] = speed
     marker, paths = out / _MARKER, (out / "train.json", out / "test.json")
     if marker.is_file() and all(p.is_file() for p in paths):
         try:
@@ -348,7 +390,7 @@ def make_task(
 
     def make(job: tuple[str, int]) -> tuple[str, int, Clip]:
         split, i = job
-        clip = _sample(seed, split, i, frames, size, fixed_options)
+        clip = _sample(seed, split, i, frames, size, fixed_options, speed)
         _encode(clip, videos / clip.name, fps)
         return split, i, clip
 
@@ -364,7 +406,7 @@ def make_task(
             len(records[split])
         )  # the file's order says nothing about kinds or letters
         rows = [
-            _record(pid, records[split][j], f"videos/{records[split][j].name}")
+            _record(pid, records[split][j], f"videos/{records[split][j].name}", graded)
             for pid, j in enumerate(order)
         ]
         _write_json(path, rows)

@@ -195,3 +195,31 @@ def test_the_maintenance_bonus_cancels_in_binary_groups_but_not_with_the_format_
     grpo = CGRPOReward(compression_reward=False)("multiple choice", solution, mixed, a_full)
     a, b = group_advantages(c_grpo.rewards, 8), group_advantages(grpo.rewards, 8)
     assert not torch.allclose(a, b, atol=1e-2)
+
+
+def _stats(problem_type: str, solution: str, texts: list[str], a_full: float) -> dict:
+    from marc.training.grpo import Group, _group_stats
+
+    out = CGRPOReward(format_weight=0.0)(problem_type, solution, texts, a_full)
+    adv = group_advantages(out.rewards, len(texts))
+    return _group_stats([Group({}, None, out, adv, None, None)], ALPHA), out
+
+
+def test_step_stats_binary_rewards_leave_grpo_advantages_unchanged():
+    # right-or-wrong rewards: the bonus scales a two-valued group, the advantages stay GRPO's
+    texts = ["<answer>B</answer>"] * 7 + ["<answer>A</answer>"]
+    stats, out = _stats("multiple choice", SOL, texts, a_full=1.0)
+    assert out.maintenance == pytest.approx(7 / 8 - TAU)
+    assert stats["mixed_groups"] == stats["mixed_correct"] == 1.0
+    assert stats["adv_diff"] < 1e-3  # the 1e-4 in the denominator only
+    stats, _ = _stats("multiple choice", SOL, ["<answer>B</answer>"] * 8, a_full=1.0)
+    assert stats == {"mixed_groups": 0.0, "mixed_correct": 0.0, "adv_diff": 0.0}
+
+
+def test_step_stats_graded_rewards_make_c_grpo_differ_from_grpo():
+    # a regression question: 4 exact, 3 within 25 % (correct at 0.5, graded), 1 far off
+    texts = ["<answer>4</answer>"] * 4 + ["<answer>3</answer>"] * 3 + ["<answer>9</answer>"]
+    stats, out = _stats("regression", "<answer>4</answer>", texts, a_full=1.0)
+    assert out.correct == [True] * 7 + [False] and out.maintenance > 0
+    assert stats["mixed_groups"] == 1.0
+    assert stats["adv_diff"] > 0.05  # the maintenance bonus changed the update

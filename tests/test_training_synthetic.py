@@ -176,3 +176,37 @@ def test_fixed_options_list_the_same_options_and_the_pixels_still_decide(tmp_pat
     fixed = {k: tuple(f"{L}. {v}" for L, v in zip(LETTERS, vs, strict=True))
              for k, vs in FIXED_OPTIONS.items()}  # fmt: skip
     assert any(s.options != fixed[s.data_source] for s in load_dataset(train))
+
+
+def test_bad_speed(tmp_path):
+    with pytest.raises(ValueError, match="speed"):
+        make_task(tmp_path, speed=0)
+
+
+@pytest.mark.slow
+def test_graded_count_and_half_speed_ask_the_same_questions_slower(tmp_path):
+    from synthetic import GRADED_KINDS
+
+    train, _ = make_task(tmp_path / "graded", n_train=16, n_test=0, fixed_options=True,
+                         graded=True)  # fmt: skip
+    slow, _ = make_task(tmp_path / "slow", n_train=16, n_test=0, fixed_options=True,
+                        graded=True, speed=0.5)  # fmt: skip
+    fast_samples, slow_samples = load_dataset(train), load_dataset(slow)
+    for s, z in zip(fast_samples, slow_samples, strict=True):
+        # the same question and answer at either speed (the random draws do not depend on it)
+        assert (s.problem, s.solution, s.options) == (z.problem, z.solution, z.options)
+        if s.data_source in GRADED_KINDS:  # the number itself, graded by relative error
+            assert s.problem_type == "regression" and s.options == ()
+            assert s.solution == f"<answer>{ORACLE['count'](_frames(s.path))}</answer>"
+        else:
+            assert s.problem_type == "multiple choice"
+        if s.data_source == "direction":  # half speed: half the displacement, same direction
+            a, b = _frames(s.path), _frames(z.path)
+            assert ORACLE["direction"](a) == ORACLE["direction"](b)
+
+            def travel(frames):
+                pts = [np.argwhere(np.logical_or.reduce(list(_masks(f).values()))).mean(0)
+                       for f in (frames[0], frames[-1])]  # fmt: skip
+                return float(np.linalg.norm(pts[1] - pts[0]))
+
+            assert travel(b) == pytest.approx(travel(a) / 2, rel=0.15)

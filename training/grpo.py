@@ -353,6 +353,7 @@ class GRPOTrainer(Trainer):
         a_fulls = [g.rewards.a_full for g in groups if g.rewards.a_full is not None]
         return {
             **metrics,
+            **_group_stats(groups, self.config.alpha),
             "reward_mean": float(rewards.mean()),
             "reward_std": float(rewards.std()) if rewards.numel() > 1 else 0.0,
             "a_comp": sum(g.rewards.a_comp for g in groups) / n,
@@ -366,6 +367,32 @@ class GRPOTrainer(Trainer):
     def close(self) -> None:
         """Close the teacher cache (the trainer is done)."""
         self.teacher_cache.close()
+
+
+def _group_stats(groups: list[Group], alpha: float) -> dict[str, float]:
+    """What tells whether the step could learn, and whether C-GRPO changed GRPO's update.
+
+    ``mixed_groups``: share of groups whose rewards are not all equal (the others get zero
+    advantages, so no gradient but the KL term); ``mixed_correct``: share whose correctness is
+    not all equal; ``adv_diff``: mean ``|A_i - A_i^GRPO|`` over the step's rollouts, ``A^GRPO``
+    the advantages of the same rewards without the maintenance term (0 for plain GRPO, and for
+    C-GRPO whenever a group's rewards take two values: scaling them leaves ``A`` unchanged)."""
+    mixed = correct = 0
+    diffs = []
+    for g in groups:
+        r = g.rewards
+        mixed += len(set(r.rewards)) > 1
+        correct += len(set(r.correct)) > 1
+        bonus = [alpha * r.maintenance if ok else 0.0 for ok in r.correct]
+        base = [x - b for x, b in zip(r.rewards, bonus, strict=True)]
+        plain = group_advantages(base, len(base)).to(g.advantages.device)
+        diffs.append((g.advantages - plain).abs().mean().item())
+    n = max(len(groups), 1)
+    return {
+        "mixed_groups": mixed / n,
+        "mixed_correct": correct / n,
+        "adv_diff": sum(diffs) / n,
+    }
 
 
 def _fingerprint(folder: Path) -> str:
