@@ -4,10 +4,11 @@
 - :mod:`.ingest`: ``ingest`` (and ``--watch``), ``segment``, ``reindex``, ``samples``;
 - :mod:`.archive`: ``events``, ``videos``, ``search``, ``status``;
 - :mod:`.agent`: ``ask``, ``chat``, ``thread``, ``mcp``;
+- :mod:`.serve`: ``serve`` (the web front end, :mod:`marc.agent.server`);
 - :mod:`.training`: ``train``, ``eval``.
 """
 
-from marc.agent._cli import agent, archive, ingest, training  # noqa: F401 - register commands
+from marc.agent._cli import agent, archive, ingest, serve, training  # noqa: F401 - register commands
 from marc.agent._cli.app import app, main
 
 __all__ = ["app", "main"]

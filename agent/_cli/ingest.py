@@ -81,8 +81,14 @@ def ingest(
     if watch:
         _ingest_watch(paths, camera, settle, poll, as_json)
         return
+    from marc.memory.ingest_status import StatusFile
+
     archive = _archive()
-    with archive, _IngestProgress(quiet=as_json) as progress:
+    with (
+        archive,
+        _IngestProgress(quiet=as_json) as bars,
+        StatusFile(settings().home, "ingest", bars) as progress,  # marc serve shows it
+    ):
         report = archive.ingest(paths, camera=camera, progress=progress)
     _finish(
         report,
@@ -101,9 +107,11 @@ def _ingest_watch(
     ingested (stdout) or failed (stderr). The summary at the end goes to stdout, or to stderr
     with ``--json`` (stdout stays one JSON line per batch). Exit 0 when stopped by a signal.
     """
+    from marc.memory.ingest_status import StatusFile
     from marc.memory.watch import SETTLE_S, Batch, IngestService
 
     bars = _BatchProgress()
+    status = StatusFile(settings().home, "watch", bars)  # marc serve shows it
 
     def on_batch(batch: Batch) -> None:
         bars.close()
@@ -120,10 +128,10 @@ def _ingest_watch(
 
     settle_s = SETTLE_S if settle is None else settle
     try:
-        with _archive() as archive:
+        with _archive() as archive, status:
             service = IngestService(
                 archive, paths, camera=camera, settle_s=settle_s, poll_s=poll,
-                progress=bars, on_batch=on_batch,
+                progress=status, on_batch=on_batch,
             )  # fmt: skip
             with _stop_on_signals():
                 try:
