@@ -307,7 +307,8 @@ def create_app(backend: Backend, *, token: str | None = None) -> FastAPI:
         return found
 
     # -------------------------------------------------------------------------------- media
-    @app.api_route("/media/video/{video_id}", methods=["GET", "HEAD"], tags=["media"])
+    @app.head("/media/video/{video_id}", include_in_schema=False)
+    @app.get("/media/video/{video_id}", tags=["media"])
     def video_file(video_id: str) -> FileResponse:
         """The video, browser-playable (the original, or a cached H.264 copy); HTTP ranges."""
         path = backend.playable(video_id)
