@@ -391,7 +391,7 @@ function ingestPage() {
     box.replaceChildren(...parts);
   }
   refresh();
-  setInterval(refresh, 2000);
+  setInterval(refresh, 1000);
 }
 
 const PAGES = { timeline: timelinePage, event: eventPage, search: searchPage, ask: askPage, ingest: ingestPage };
