@@ -164,6 +164,12 @@ def screenshot(browser, folder: Path, name: str) -> None:
     path = folder / f"serve-{name}.png"
     browser.save_screenshot(str(path))
     assert path.stat().st_size > 1000
+    if folder == DOCS_IMG:  # small PNGs for the repository: 256 colours
+        from PIL import Image
+
+        with Image.open(path) as im:
+            small = im.convert("RGB").quantize(256)
+        small.save(path, optimize=True)
 
 
 def test_the_timeline_shows_every_camera_and_opens_an_event(served, browser, shots):

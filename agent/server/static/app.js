@@ -111,7 +111,8 @@ async function timelinePage() {
   const t0 = Math.floor(Math.min(...times) / 60) * 60;
   const t1 = Math.max(...times);
   const width = () => Math.max(box.clientWidth - 160, 300);
-  let scale = width() / Math.max(t1 - t0, 60);  // pixels per second
+  const fit = () => (width() - 24) / Math.max(t1 - t0, 60);  // no scroll bar when it all fits
+  let scale = fit();  // pixels per second
 
   function draw() {
     const span = Math.max(t1 - t0, 60);
@@ -159,7 +160,7 @@ async function timelinePage() {
     const z = b.dataset.zoom;
     if (z === "day") scale = width() / 86400;
     else if (z === "hour") scale = width() / 3600;
-    else if (z === "fit") scale = width() / Math.max(t1 - t0, 60);
+    else if (z === "fit") scale = fit();
     else if (z === "in") scale *= 2;
     else if (z === "out") scale /= 2;
     draw();
