@@ -84,7 +84,7 @@ def test_a_foreign_host_header_is_refused_without_a_token(client):
 
 
 def test_the_token_is_asked_for_everywhere_but_the_login_page(locked):
-    for path in ("/api/status", "/api/threads", "/media/video/x", "/openapi.json"):
+    for path in ("/api/status", "/api/threads", "/media/video/x", "/openapi-3.0.json"):
         r = locked.get(path)
         assert r.status_code == 401, path
         assert "MARC_API_TOKEN" in r.json()["error"]
@@ -186,6 +186,9 @@ def test_the_api_is_documented_by_openapi_and_its_page_works_offline(client):
         "/api/status", "/api/ingest", "/media/video/{video_id}",
     ):  # fmt: skip
         assert path in spec["paths"], path
+    legacy = client.get("/openapi-3.0.json").json()  # what the vendored Swagger UI 4 reads
+    assert legacy["openapi"] == "3.0.3" and legacy["paths"].keys() == spec["paths"].keys()
+    assert '{"type": "null"}' not in json.dumps(legacy)
     page = client.get("/docs").text
     assert "/static/swagger-ui-bundle.js" in page and "cdn" not in page.lower()
     assert client.get("/static/swagger-ui-bundle.js").status_code == 200

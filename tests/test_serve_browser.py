@@ -358,3 +358,10 @@ def test_traversal_attempts_on_the_running_server_get_nothing(served):
         status, body = served.get(raw)
         assert status in (400, 404), (raw, status)
         assert b"root:" not in body
+
+
+def test_the_api_page_renders_offline(served, browser):
+    browser.get(served.url + "/docs")
+    wait(browser, "return document.body.innerText.includes('/api/search/image')")
+    assert "Unable to render" not in browser.find_element("tag name", "body").text
+    no_console_errors(browser)

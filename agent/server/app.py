@@ -107,7 +107,7 @@ def create_app(backend: Backend, *, token: str | None = None) -> FastAPI:
             return JSONResponse({"error": "unknown host"}, status_code=400)
         path = request.url.path
         if token and path not in security.PUBLIC and not security.authorized(request, token):
-            if path.startswith(("/api/", "/media/", "/openapi.json")):
+            if path.startswith(("/api/", "/media/", "/openapi")):
                 return JSONResponse({"error": "needs MARC_API_TOKEN"}, status_code=401)
             return RedirectResponse(f"/login?next={quote(path)}", status_code=303)
         response = await call_next(request)
@@ -165,6 +165,11 @@ def create_app(backend: Backend, *, token: str | None = None) -> FastAPI:
     @app.get("/docs", include_in_schema=False)
     def docs(request: Request):
         return page("docs.html", request, swagger="swagger-ui-bundle.js" in static)
+
+    @app.get("/openapi-3.0.json", include_in_schema=False)
+    def openapi_30():
+        """``/openapi.json`` (OpenAPI 3.1) in the 3.0 form the vendored Swagger UI 4 reads."""
+        return {**_openapi_30(app.openapi()), "openapi": "3.0.3"}
 
     # -------------------------------------------------------------------------------- pages
     @app.get("/", include_in_schema=False)
@@ -415,6 +420,26 @@ def _picture(data: bytes):
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
         raise HTTPException(400, f"not a picture MARC can read ({one_line(e)})") from None
     return image.convert("RGB")
+
+
+def _openapi_30(node: Any) -> Any:
+    """OpenAPI 3.1 schemas as 3.0 ones: ``anyOf: [X, {type: null}]`` becomes ``X`` with
+    ``nullable: true`` (all FastAPI's descriptions need)."""
+    if isinstance(node, list):
+        return [_openapi_30(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _openapi_30(v) for k, v in node.items()}
+    options = out.get("anyOf")
+    if isinstance(options, list) and {"type": "null"} in options:
+        rest = [o for o in options if o != {"type": "null"}]
+        del out["anyOf"]
+        if len(rest) == 1:
+            out.update(rest[0])
+        else:
+            out["anyOf"] = rest
+        out["nullable"] = True
+    return out
 
 
 def _video_type(path) -> str:
