@@ -14,6 +14,7 @@ process continues in another.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -131,6 +132,7 @@ class Conversation:
         since: str | None = None,
         until: str | None = None,
         clear_filters: bool = False,
+        on_node: Callable[[str], None] | None = None,
     ) -> AskResult:
         """Answer ``question`` in the existing ``thread``, or in a thread it starts: with the id
         ``new_thread``, or a random one when both are ``None``.
@@ -140,6 +142,10 @@ class Conversation:
         checked here, so a bad time fails before anything runs. Filters set in a thread stay
         with it: a follow-up keeps them until it sets the same filter again, or
         ``clear_filters`` forgets them (the ones given with it then apply).
+
+        ``on_node`` is called with each node's name (``rewrite``, ``retrieve``, ``compress``,
+        ``answer``, ``cite`` or ``nothing``) as soon as that node has finished: the graph runs
+        with ``stream_mode="updates"`` (``marc serve`` shows the node an answer is in).
 
         Raises:
             UnknownThread: ``thread`` has no conversation (nothing is stored).
@@ -165,12 +171,15 @@ class Conversation:
         config = {"configurable": {"thread_id": thread}}
         before = self.graph.get_state(config)
         try:
-            state = self.graph.invoke(inputs, config)
+            for update in self.graph.stream(inputs, config, stream_mode="updates"):
+                for node in update:
+                    if on_node is not None and not node.startswith("__"):
+                        on_node(node)
+            state = self.graph.get_state(config).values
         except BaseException:  # the store, the models, Ctrl-C: no question is left unanswered
             self._roll_back(thread, before)
             raise
-        # the turn key is internal (not in the graph's output schema): read it from the checkpoint
-        turn = self.graph.get_state(config).values.get("turn", "")
+        turn = state.get("turn", "")  # internal (not in the output schema): from the checkpoint
         return AskResult(
             answer=state["answer"],
             thread=thread,

@@ -147,6 +147,8 @@ class Archive:
                 "start_at": e.start_at.isoformat(),
                 "end_at": e.end_at.isoformat(),
                 "boundary": e.boundary,
+                "video_id": v.id,
+                "index": e.index,
             }
             for e, v in self.catalog.events(vid, filters=filters, limit=limit)
         ]

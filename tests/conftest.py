@@ -120,7 +120,7 @@ def marc_home(tmp_path: Path, monkeypatch) -> Path:
     home = tmp_path / "marc-home"
     monkeypatch.setenv("MARC_HOME", str(home))
     monkeypatch.setenv("MARC_MODELS", "tiny")
-    for var in ("MARC_DATABASE_URL", "MARC_QDRANT_URL", "MARC_ENCODER"):
+    for var in ("MARC_DATABASE_URL", "MARC_QDRANT_URL", "MARC_ENCODER", "MARC_API_TOKEN"):
         monkeypatch.delenv(var, raising=False)
     return home
 

@@ -5,10 +5,11 @@
 - :mod:`.archive`: ``events``, ``videos``, ``search``, ``status``;
 - :mod:`.care`: ``forget``, ``repair``;
 - :mod:`.agent`: ``ask``, ``chat``, ``thread``, ``mcp``;
+- :mod:`.serve`: ``serve`` (the web front end, :mod:`marc.agent.server`);
 - :mod:`.training`: ``train``, ``eval``.
 """
 
-from marc.agent._cli import agent, archive, care, ingest, training  # noqa: F401 - register commands
+from marc.agent._cli import agent, archive, care, ingest, serve, training  # noqa: F401 - register commands
 from marc.agent._cli.app import app, main
 
 __all__ = ["app", "main"]

@@ -124,9 +124,15 @@ def ingest(
     if watch:
         _ingest_watch(paths, camera, camera_from, settle, poll, as_json)
         return
+    from marc.memory.ingest_status import StatusFile
+
     archive = _archive()
     try:
-        with archive, _IngestProgress(quiet=as_json, live=not as_json) as progress:
+        with (
+            archive,
+            _IngestProgress(quiet=as_json, live=not as_json) as bars,
+            StatusFile(settings().home, "ingest", bars) as progress,  # marc serve shows it
+        ):
             report = archive.ingest(
                 paths, camera=camera, camera_from=camera_from, progress=progress
             )
@@ -162,9 +168,11 @@ def _ingest_watch(
     with ``--json`` (stdout stays one JSON line per batch). Exit 0 when stopped by a signal.
     """
     from marc.memory.forget import ForgetReport
+    from marc.memory.ingest_status import StatusFile
     from marc.memory.watch import SETTLE_S, Batch, IngestService
 
     bars = _BatchProgress()
+    status = StatusFile(settings().home, "watch", bars)  # marc serve shows it
 
     def on_batch(batch: Batch) -> None:
         bars.close()
@@ -192,10 +200,10 @@ def _ingest_watch(
 
     settle_s = SETTLE_S if settle is None else settle
     try:
-        with _archive() as archive:
+        with _archive() as archive, status:
             service = IngestService(
                 archive, paths, camera=camera, camera_from=camera_from, settle_s=settle_s,
-                poll_s=poll, progress=bars, on_batch=on_batch, retention_days=retention,
+                poll_s=poll, progress=status, on_batch=on_batch, retention_days=retention,
                 on_forget=on_forget,
             )  # fmt: skip
             with _stop_on_signals():

@@ -226,6 +226,14 @@ class Settings(BaseSettings):
         "score.",
     )
 
+    # marc serve: the web front end
+    api_token: str | None = Field(
+        None,
+        description="Token `marc serve` asks for (`Authorization: Bearer ...` or its login "
+        "page); required to bind an address other than 127.0.0.1/localhost. Unset = no login "
+        "on the loopback address.",
+    )
+
     @field_validator("home", mode="after")
     @classmethod
     def _expand_home(cls, v: Path) -> Path:
