@@ -38,7 +38,8 @@ import numpy as np
 
 from marc.memory.catalog import Event
 from marc.memory.core.config import SegmentationConfig, as_config
-from marc.memory.core.errors import MediaError
+from marc.memory.core.errors import ConfigError, MediaError, ModelError, StoreError, one_line
+from marc.memory.core.paths import printable
 from marc.memory.core.timeline import Span
 from marc.memory.discover import camera_for, discover, recorded_at
 from marc.memory.encoders import Encoder, event_vector
@@ -187,25 +188,27 @@ class Ingestor(ArchiveParts):
     ) -> IngestReport:
         """Ingest every video found under ``paths``. Bad files are reported, never fatal.
 
-        Raises ``FileNotFoundError`` when a given path does not exist (before any work).
+        Raises ``FileNotFoundError`` when a given path does not exist (before any work). A
+        folder that cannot be listed is a failure of the report, like a file that cannot be read.
         """
-        for p in paths:
-            if not os.path.lexists(p):
-                raise FileNotFoundError(f"{p}: no such file or directory")
-        files = list(discover([Path(p) for p in paths]))
-        progress("files", total=len(files))
+        unreadable: list[MediaError] = []  # folders the walk could not enter or list
+        files = list(discover([Path(p) for p in paths], on_error=unreadable.append))
+        progress("files", total=len(unreadable) + len(files))
         report = IngestReport()
         self.recover()
         run_id = self.catalog.start_run(
             socket.gethostname(),
             os.getpid(),
-            [str(p) for p in paths] + ([f"--camera={camera}"] if camera else []),
+            [printable(str(p)) for p in paths] + [f"--camera={printable(camera)}"] * bool(camera),
         )
         # Two files in flight at most: while one is embedded and stored here, the next one is
         # decoded and segmented on a worker thread (ffmpeg on one core, the network on the
         # other). Everything that touches the catalog's claims happens on this thread, in file
         # order; the worker only reads the file.
+        progress = _Callback(progress)
         try:
+            for e in unreadable:  # reported, not recorded: a folder is not a video
+                self._report(report, Path(e.path), e, progress)
             pending: _Pending | None = None
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="marc-decode") as pool:
                 try:
@@ -213,8 +216,9 @@ class Ingestor(ArchiveParts):
                         progress("file", path=path)
                         try:
                             claimed = self._prepare(path, camera, run_id, progress)
-                        except MediaError as e:
-                            self._report(report, path, e, progress)
+                        except Exception as e:
+                            self._report(report, path, self._file_error(path, e, progress),
+                                         progress)  # fmt: skip
                             continue
                         if claimed is None:
                             report.skipped += 1
@@ -245,18 +249,35 @@ class Ingestor(ArchiveParts):
         return report
 
     def _report(self, report: IngestReport, path: Path, e: MediaError, progress: Progress) -> None:
-        """A file's own problem: reported, and the run goes on with the rest. (Any other
-        MarcError, of a model, the store or the catalog, would fail every file: it ends the run.)"""
+        """A file's own problem: reported, and the run goes on with the rest."""
         report.failed.append(Failure(str(path), e.problem))
         progress("result", path=path, outcome="failed", error=e.problem)
+
+    @staticmethod
+    def _file_error(path: Path, e: Exception, progress: _Callback) -> MediaError:
+        """``e``, raised while working on the file ``path``, as that file's :class:`MediaError`;
+        raised again when it ends the run instead.
+
+        Only what would fail every file ends a run: the store or the catalog
+        (:class:`StoreError`), a model (:class:`ModelError`), a setting (:class:`ConfigError`),
+        and whatever the progress callback raised (``marc ingest --watch`` leaves a batch that
+        way). Anything else is this file's problem, a bug included (its type is named, so it can
+        be reported): the batch and the watch service go on.
+        """
+        if isinstance(e, StoreError | ModelError | ConfigError) or progress.raised(e):
+            raise e
+        if isinstance(e, MediaError):
+            return e
+        problem = f"unexpected error: {type(e).__name__}: {printable(one_line(e, limit=300))}"
+        return MediaError(path, problem)
 
     def _finish(self, pending: _Pending, report: IngestReport, progress: Progress) -> None:
         """Wait for ``pending``'s decode, then embed and store it (this thread)."""
         path = pending.claimed.path
         try:
             added = self._store(pending.claimed, pending.future, progress)
-        except MediaError as e:
-            self._report(report, path, e, progress)
+        except Exception as e:
+            self._report(report, path, self._file_error(path, e, progress), progress)
             return
         report.ingested += 1
         report.events_added += added
@@ -315,24 +336,31 @@ class Ingestor(ArchiveParts):
             decoded.close()
             raise
 
-    def _store(self, c: _Claimed, future: Future, progress: Progress) -> int:
-        """Embed and store a decoded file; the number of events added."""
-        path, spath, st, fp, vid, key = c.path, c.spath, c.st, c.fp, c.vid, c.key
+    def _store(self, c: _Claimed, future: Future, progress: _Callback) -> int:
+        """Embed and store a decoded file; the number of events added.
+
+        A problem of the file (see :meth:`_file_error`) marks its claim ``failed``; the store's,
+        the catalog's or a model's leaves the claim ``pending`` for the next run.
+        """
         try:
             info, decoded, seg = future.result()
             with decoded:
-                progress("stage", path=path, stage="embed")
+                progress("stage", path=c.path, stage="embed")
                 vectors = self._embed(decoded, seg)
-        except MediaError as e:
-            self.catalog.fail_video(vid, e.problem, spath, st, camera_for(path, c.camera))
-            raise
+            events = self._events(c, info, seg)
+        except Exception as e:
+            err = self._file_error(c.path, e, progress)
+            self.catalog.fail_video(c.vid, err.problem, c.spath, c.st, camera_for(c.path, c.camera))
+            raise err from e
+        return self._commit(c, info, decoded, events, vectors, progress)
 
-        origin, origin_source = recorded_at(path, info)
-        cam = camera_for(path, c.camera)
-        events = [
+    def _events(self, c: _Claimed, info: VideoInfo, seg: Segmentation) -> list[Event]:
+        """The catalog rows of ``seg``'s events, dated from the recording's start."""
+        origin, _ = recorded_at(c.path, info)
+        return [
             Event(
-                id=event_id(fp, key, ev.index),
-                video_id=vid,
+                id=event_id(c.fp, c.key, ev.index),
+                video_id=c.vid,
                 index=ev.index,
                 start_s=ev.span.start_s,
                 end_s=ev.span.end_s,
@@ -342,6 +370,20 @@ class Ingestor(ArchiveParts):
             )
             for ev in seg.events
         ]
+
+    def _commit(
+        self,
+        c: _Claimed,
+        info: VideoInfo,
+        decoded: Decoded,
+        events: list[Event],
+        vectors: list[np.ndarray],
+        progress: Progress,
+    ) -> int:
+        """Write ``events``' vectors, then the events and ``done`` (one transaction)."""
+        path, spath, st, vid, key = c.path, c.spath, c.st, c.vid, c.key
+        origin, origin_source = recorded_at(path, info)
+        cam = camera_for(path, c.camera)
         progress("stage", path=path, stage="store")
         coll = self.collection
         self.store.ensure_collection(coll, self.encoder.dim)
@@ -386,6 +428,25 @@ class Ingestor(ArchiveParts):
         coll = self.catalog.forget_if_orphaned(vid)
         if coll and coll in self.store.collections():  # any encoder's collection, as it is
             self.store.delete_video(coll, vid)
+
+
+class _Callback:
+    """The caller's progress callback, remembering what it raised: that is never a file's
+    problem (``marc ingest --watch`` raises through it to leave a batch)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self._raised: BaseException | None = None
+
+    def __call__(self, kind: str, **info: Any) -> None:
+        try:
+            self.progress(kind, **info)
+        except BaseException as e:
+            self._raised = e
+            raise
+
+    def raised(self, e: BaseException) -> bool:
+        return e is self._raised
 
 
 def event_point(e: Event, vid: str, camera: str, vector: np.ndarray) -> EventPoint:

@@ -79,6 +79,8 @@ PIECE_FRAMES = 250
 #: Small frames ffmpeg may decode ahead of a busy ``on_small`` (~10 MB at 48x27): decoding goes on
 #: while the network runs on a window, on the other core.
 AHEAD_FRAMES = 2500
+#: Stands for the input's URL in the graph ffmpeg-python builds.
+_INPUT = "file:marc-input"
 # Decoder threads. Ingest decodes a file before it segments and embeds it, so use the cores
 # (2 vs 1 thread: ~1200 vs ~1000 frames/s on 640x360 H.264, 2 cores; "auto" was slower).
 _THREADS = min(os.cpu_count() or 2, 8)
@@ -308,7 +310,9 @@ def _command(
     s = image_size
     step = _sample_step(info.fps, sample_fps)
     p, q = step.numerator, step.denominator
-    src = ffmpeg.input(ffmpeg_url(info.path), threads=_THREADS)
+    # the file's name goes into the argv afterwards: ffmpeg-python hashes its graph as UTF-8
+    # text, and a file name need not be UTF-8
+    src = ffmpeg.input(_INPUT, threads=_THREADS)
     # frame i is the frame on screen at i / fps on the file's timeline, as event_frames() reads
     # events back (the first frame also fills the slots before it, in both outputs alike)
     step = 1 / exact_rate(info.fps)
@@ -341,7 +345,7 @@ def _command(
     args = ffmpeg.merge_outputs(
         small.output("pipe:1", **raw), sample.output(f"pipe:{sample_fd}", **raw)
     ).get_args()
-    return ffmpeg_command(*args)
+    return ffmpeg_command(*(ffmpeg_url(info.path) if a == _INPUT else a for a in args))
 
 
 def decode(
