@@ -12,6 +12,7 @@ from typing import Any
 from marc.memory.catalog import Catalog
 from marc.memory.core.config import MemoryConfig, as_config
 from marc.memory.core.events import EventRef, Filters
+from marc.memory.media import temp_bytes
 from marc.memory.ingest import Ingestor, IngestReport, Progress, no_progress, segment_video
 from marc.memory.reindex import Reindexer, ReindexReport
 from marc.memory.retrieval import ImageQuery, Retriever
@@ -166,15 +167,17 @@ class Archive:
         return out
 
     def status(self) -> dict[str, Any]:
-        """Counts from the catalog and, independently, from the vector store (``marc status``)."""
+        """Counts from the catalog and, independently, from the vector store (``marc status``);
+        ``temp_bytes``: temporary disk in use under ``MARC_HOME/tmp`` (running decodes' spill
+        files included)."""
         counts = self.catalog.counts()
         collections = self.catalog.collections()
         # vectors of videos an ingest is still working on are not part of the archive yet
         uncommitted = self.catalog.uncommitted_video_ids()
-        stored = set(self.store.collections())  # also proves the vector store is reachable
-        vectors = sum(
-            self.store.count(c, exclude_video_ids=uncommitted) for c in collections if c in stored
-        )
+        # every collection the store holds, not only those the catalog names: vectors the
+        # catalog does not know (a wiped or replaced catalog) make the archive inconsistent
+        stored = self.store.collections()  # also proves the vector store is reachable
+        vectors = sum(self.store.count(c, exclude_video_ids=uncommitted) for c in stored)
         return {
             "videos": counts["videos"],
             "events": counts["events"],
@@ -186,7 +189,13 @@ class Archive:
             "home": str(self.config.store.home),
             "catalog": self.catalog.display_url,
             "vector_store": self.config.store.qdrant_url or str(self.config.store.vectors_path),
+            "temp_bytes": temp_bytes(self.tmp_dir),
         }
+
+    @property
+    def tmp_dir(self) -> Path:
+        """Where decodes of long videos spill frames (``MARC_HOME/tmp``)."""
+        return self.config.store.home / "tmp"
 
     def close(self) -> None:
         if "store" in self.__dict__:

@@ -44,7 +44,7 @@ from marc.memory.core.timeline import Span
 from marc.memory.discover import camera_for, discover, recorded_at
 from marc.memory.encoders import Encoder, event_vector
 from marc.memory.fingerprint import event_id, fingerprint, video_id
-from marc.memory.media import Decoded, VideoInfo, decode, probe
+from marc.memory.media import Decoded, VideoInfo, clean_spill_files, decode, probe
 from marc.memory.parts import ArchiveParts
 from marc.memory.process import pid_alive
 from marc.memory.segment import ChangeGate, Segmentation, SegmentStream
@@ -196,10 +196,12 @@ class Ingestor(ArchiveParts):
         progress("files", total=len(unreadable) + len(files))
         report = IngestReport()
         self.recover()
+        clean_spill_files(self.tmp_dir)  # left by older versions when killed
         run_id = self.catalog.start_run(
             socket.gethostname(),
             os.getpid(),
-            [printable(str(p)) for p in paths] + [f"--camera={printable(camera)}"] * bool(camera),
+            [printable(str(p)) for p in paths]
+            + ([f"--camera={printable(camera)}"] if camera else []),
         )
         # Two files in flight at most: while one is embedded and stored here, the next one is
         # decoded and segmented on a worker thread (ffmpeg on one core, the network on the

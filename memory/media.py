@@ -23,6 +23,7 @@ simply makes ffmpeg wait on the pipe. Probing (:func:`probe`, :class:`VideoInfo`
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import math
 import os
@@ -70,6 +71,9 @@ __all__ = [
 SMALL_HW = (27, 48)
 #: Above this many bytes a decoded stream is written to a memory-mapped temp file instead of RAM.
 SPILL_BYTES = 64 << 20
+#: Name prefix of spill files (older versions left ``marc-frames-*.u8`` files behind on a crash;
+#: :func:`clean_spill_files` removes them).
+SPILL_PREFIX = "marc-frames-"
 #: A decode that yields less than this share of the container duration (and misses more than
 #: ``_TRUNCATED_MIN_S`` seconds) is reported as truncated.
 _TRUNCATED_SHARE, _TRUNCATED_MIN_S = 0.9, 1.0
@@ -111,8 +115,10 @@ class _FrameSink:
         if self.file is None and end > self.spill_bytes:
             if self.tmp_dir is not None:
                 self.tmp_dir.mkdir(parents=True, exist_ok=True)
-            self.file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in array()
-                dir=self.tmp_dir, prefix="marc-frames-", suffix=".u8", delete=False
+            # No name from the start (O_TMPFILE, else unlinked at once): only the descriptor
+            # holds the space, so even kill -9 never leaves the file behind.
+            self.file = tempfile.TemporaryFile(  # noqa: SIM115 - closed in array()
+                dir=self.tmp_dir, prefix=SPILL_PREFIX, suffix=".u8"
             )
             self.file.write(self.buf[: self.n].data)
             self.buf = np.empty(0, np.uint8)
@@ -132,17 +138,15 @@ class _FrameSink:
             if len(self.buf) > len(used) * 5 // 4:
                 used = used.copy()  # give back the over-allocation
             return used.reshape(count, *self.shape)
-        self.file.close()
-        name = self.file.name
         try:
             if count == 0:
                 return np.empty((0, *self.shape), np.uint8)
-            # copy-on-write: writable like the in-RAM arrays (torch.from_numpy wants that)
-            return np.memmap(name, np.uint8, "c", shape=(count, *self.shape))
+            self.file.flush()
+            # copy-on-write: writable like the in-RAM arrays (torch.from_numpy wants that); the
+            # mapping keeps the pages until the array is dropped (Decoded.close)
+            return np.memmap(self.file, np.uint8, "c", shape=(count, *self.shape))
         finally:
-            # Unlinked while mapped: the pages live until the array is dropped (Decoded.close),
-            # and a crash never leaves the file behind.
-            os.unlink(name)
+            self.file.close()
 
 
 class _StreamSink:
@@ -274,6 +278,43 @@ class Decoded:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def clean_spill_files(tmp_dir: Path) -> int:
+    """Delete spill files that older versions left in ``tmp_dir`` when killed; bytes freed.
+
+    Spill files made now have no name (see :class:`_FrameSink`), so a named one is always stale.
+    """
+    freed = 0
+    for f in Path(tmp_dir).glob(f"{SPILL_PREFIX}*.u8"):
+        try:
+            size = f.stat().st_size
+            f.unlink()
+            freed += size
+        except OSError:
+            continue
+    return freed
+
+
+def temp_bytes(tmp_dir: Path) -> int:
+    """Bytes of temporary files in ``tmp_dir``: those with a name, and (Linux) the nameless
+    spill files that running decodes of this user hold open there."""
+    tmp_dir = Path(tmp_dir)
+    total = 0
+    with contextlib.suppress(OSError):
+        for f in tmp_dir.iterdir():
+            with contextlib.suppress(OSError):
+                total += f.lstat().st_size if f.is_file() else 0
+    prefix = str(tmp_dir.absolute()) + "/"
+    seen: set[tuple[int, int]] = set()
+    for fd in Path("/proc").glob("[0-9]*/fd/*"):
+        with contextlib.suppress(OSError):
+            if os.readlink(fd).startswith(prefix):
+                st = fd.stat()
+                if st.st_nlink == 0 and (st.st_dev, st.st_ino) not in seen:
+                    seen.add((st.st_dev, st.st_ino))
+                    total += st.st_size
+    return total
 
 
 def _sample_step(fps: float, sample_fps: float) -> Fraction:

@@ -143,6 +143,7 @@ def status(as_json: JsonOpt = False) -> None:
     for key in ("videos", "events", "vectors", "failed", "consistent", "home", "catalog"):
         out.print(f"{key:>13}: {st[key]}", highlight=False)
     out.print(f"{'vector_store':>13}: {st['vector_store']}", highlight=False)
+    out.print(f"{'temp':>13}: {st['temp_bytes'] / 2**20:.1f} MiB", highlight=False)
     if st["cameras"]:
         table = Table("camera", "videos", "events", "failed")
         for name, c in st["cameras"].items():
