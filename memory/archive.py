@@ -12,8 +12,8 @@ from typing import Any
 from marc.memory.catalog import Catalog
 from marc.memory.core.config import MemoryConfig, as_config
 from marc.memory.core.events import EventRef, Filters
-from marc.memory.media import temp_bytes
 from marc.memory.ingest import Ingestor, IngestReport, Progress, no_progress, segment_video
+from marc.memory.media import temp_bytes
 from marc.memory.reindex import Reindexer, ReindexReport
 from marc.memory.retrieval import ImageQuery, Retriever
 from marc.memory.stores import VectorStore, open_store
