@@ -48,6 +48,7 @@ from marc.memory.media import Decoded, VideoInfo, clean_spill_files, decode, pro
 from marc.memory.parts import ArchiveParts
 from marc.memory.process import pid_alive
 from marc.memory.segment import ChangeGate, Segmentation, SegmentStream
+from marc.memory.sparse import retime_segmentation
 from marc.memory.stores import EventPoint
 
 #: ``progress(kind, **info)``: ``files`` (total=n), ``file`` (path=), ``stage`` (path=, stage=),
@@ -104,7 +105,7 @@ def segment_video(path: Path, config: SegmentationConfig | Any) -> tuple[Decoded
     info = probe(path)
     stream = segment_stream(info.fps, config)
     decoded = decode(path, image_size=32, sample_fps=0.5, info=info, on_small=stream.feed)
-    return decoded, stream.finish()
+    return decoded, retime_segmentation(stream.finish(), decoded.timeline)
 
 
 def embed_spans(
@@ -333,7 +334,7 @@ class Ingestor(ArchiveParts):
 
         decoded = self.decode_for_encoder(c.path, info, on_small=feed)
         try:
-            return info, decoded, stream.finish()
+            return info, decoded, retime_segmentation(stream.finish(), decoded.timeline)
         except BaseException:
             decoded.close()
             raise

@@ -54,6 +54,7 @@ from marc.memory.probe import (
     looks_like_video,
     probe,
 )
+from marc.memory.sparse import Timeline, scan, timeline
 
 __all__ = [
     "SNIFF_BYTES",
@@ -243,8 +244,11 @@ class Decoded:
             :func:`decode` handed them to ``on_small`` instead.
         samples: ``uint8 [S, image_size, image_size, 3]`` RGB encoder frames, ``sample_fps`` a
             second (at least one); an ``np.memmap`` for long videos (``spill_bytes``).
-        sample_times: ``float64 [S]`` seconds of each sample, increasing.
+        sample_times: ``float64 [S]`` seconds of each sample on the file's timeline, increasing.
         frames: T, the number of decoded frames.
+        timeline: for a file with long pauses between frames, the compact timeline ``small``
+            and the sample indices are on (frame ``i`` at ``timeline.to_file(i / fps)``);
+            ``None``: frame ``i`` is at ``i / fps``. See :mod:`marc.memory.sparse`.
     """
 
     info: VideoInfo
@@ -253,10 +257,14 @@ class Decoded:
     samples: np.ndarray
     sample_times: np.ndarray
     frames: int
+    timeline: Timeline | None = None
 
     @property
     def duration_s(self) -> float:
-        """Decoded duration ``T / fps`` (may differ slightly from the container's)."""
+        """Decoded duration ``T / fps`` on the file's timeline (may differ slightly from the
+        container's)."""
+        if self.timeline is not None:
+            return float(self.timeline.to_file(self.frames / self.fps))
         return self.frames / self.fps
 
     def frame_at(self, t: float) -> np.ndarray:
@@ -346,6 +354,7 @@ def _command(
     sample_fd: int,
     resize_mode: str = "shortest",
     interpolation: str = "bicubic",
+    line: Timeline | None = None,
 ) -> list[str]:
     """ffmpeg argv: small frames to stdout, encoder samples to ``sample_fd``."""
     s = image_size
@@ -358,7 +367,10 @@ def _command(
     # events back (the first frame also fills the slots before it, in both outputs alike)
     step = 1 / exact_rate(info.fps)
     cfr = src[str(info.stream)]
-    for name, options in at_frame_filters(0.0, step):
+    filters = at_frame_filters(0.0, step)
+    if line is not None and (shorten := line.setpts()) is not None:
+        filters.insert(1, shorten)  # after settb=AVTB: the pauses' lengths in microseconds
+    for name, options in filters:
         cfr = cfr.filter(name, **options)
     cfr = cfr.split()
     small = cfr[0].filter("scale", SMALL_HW[1], SMALL_HW[0])
@@ -430,6 +442,8 @@ def decode(
         info = probe(path)
     if not (sample_fps > 0 and image_size > 0):
         raise ValueError(f"need sample_fps > 0 and image_size > 0, got {sample_fps}, {image_size}")
+    # a file whose frames lie far apart decodes on a compact timeline (marc.memory.sparse)
+    line = timeline(info, scan(info))
     expect = math.ceil(info.duration_s * info.fps) + 2
     sinks = (
         _FrameSink((*SMALL_HW, 3), expect, spill_bytes, tmp_dir)
@@ -446,7 +460,7 @@ def decode(
     write_fd = fcntl.fcntl(w, fcntl.F_DUPFD_CLOEXEC, 3)  # never 0-2, which Popen rewires
     os.close(w)
     try:
-        cmd = _command(info, image_size, sample_fps, write_fd, resize_mode, interpolation)
+        cmd = _command(info, image_size, sample_fps, write_fd, resize_mode, interpolation, line)
         proc = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
@@ -496,7 +510,7 @@ def decode(
         raise MediaError(path, "no video frame could be decoded" + (f" ({problem})" if rc else ""))
     if rc != 0:
         raise MediaError(path, f"ffmpeg failed: {problem}")
-    decoded_s = n_small / info.fps
+    decoded_s = float(line.to_file(n_small / info.fps)) if line else n_small / info.fps
     missing = info.duration_s - decoded_s
     if decoded_s < _TRUNCATED_SHARE * info.duration_s and missing > _TRUNCATED_MIN_S:
         raise MediaError(path, f"truncated: decoded {decoded_s:.1f} s of {info.duration_s:.1f} s")
@@ -506,7 +520,13 @@ def decode(
     # short tail is no reason to fail a file.
     kept = min(len(index), len(samples))
     index, samples = index[:kept], samples[:kept]
-    times = index / info.fps
+    times = index / info.fps if line is None else line.to_file(index / info.fps)
     return Decoded(
-        info=info, fps=info.fps, small=small, samples=samples, sample_times=times, frames=n_small
+        info=info,
+        fps=info.fps,
+        small=small,
+        samples=samples,
+        sample_times=times,
+        frames=n_small,
+        timeline=line,
     )
