@@ -1,8 +1,9 @@
 """Decode a video once for the whole ingest: TransNetV2 frames and encoder samples in one pass.
 
-:func:`decode` runs exactly one ffmpeg process per file. Its filter graph makes the video
-constant-rate (frame ``i`` is at ``i / fps`` seconds), splits it, and writes two raw RGB streams
-at once, read concurrently by two threads:
+:func:`decode` decodes with exactly one ffmpeg process per file (after a packet-copying scan
+of the frames' times, :mod:`marc.memory.sparse`, which decodes nothing). Its filter graph makes
+the video constant-rate (frame ``i`` is at ``i / fps`` seconds), splits it, and writes two raw
+RGB streams at once, read concurrently by two threads:
 
 - ``small``: every frame squashed to 48x27, what TransNetV2 consumes;
 - ``samples``: the frames nearest to ``k / sample_fps`` seconds, resized so the short side is

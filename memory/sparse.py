@@ -42,6 +42,7 @@ CAP_FACTOR = 20
 CAP_MIN_FRAMES = 10_000
 _SCAN_TIMEOUT_S = 600
 _TB = re.compile(r"^#tb \d+: (\d+)/(\d+)", re.M)
+_NOPTS = -(2**63)  # AV_NOPTS_VALUE
 _PACKET = re.compile(r"^\d+,\s*(-?\d+),\s*(-?\d+),", re.M)
 
 
@@ -63,8 +64,11 @@ def scan(info: VideoInfo) -> np.ndarray | None:
     if r.returncode != 0 or tb is None:
         return None
     base = Fraction(int(tb.group(1)), int(tb.group(2)))
-    pts = np.array([int(m.group(2)) for m in _PACKET.finditer(text)], dtype=np.int64)
-    if len(pts) == 0:
+    # a packet without a presentation time (AVI's packed frames) counts at its decode time
+    pts = np.array(
+        [int(p) if int(p) != _NOPTS else int(d) for d, p in _PACKET.findall(text)], dtype=np.int64
+    )
+    if len(pts) == 0 or (pts == _NOPTS).any():
         return None
     return np.sort(pts) * float(base)
 
