@@ -219,9 +219,14 @@ class Ingestor(ArchiveParts):
                         progress("file", path=path)
                         try:
                             claimed = self._prepare(path, camera, run_id, progress)
-                        except Exception as e:
+                        except MediaError as e:  # recorded by _prepare
                             self._report(report, path, self._file_error(path, e, progress),
                                          progress)  # fmt: skip
+                            continue
+                        except Exception as e:
+                            err = self._file_error(path, e, progress)
+                            self._record(path, run_id, err, camera)
+                            self._report(report, path, err, progress)
                             continue
                         if claimed is None:
                             report.skipped += 1
@@ -255,6 +260,16 @@ class Ingestor(ArchiveParts):
         """A file's own problem: reported, and the run goes on with the rest."""
         report.failed.append(Failure(str(path), e.problem))
         progress("result", path=path, outcome="failed", error=e.problem)
+
+    def _record(self, path: Path, run_id: int, err: MediaError, camera: str | None) -> None:
+        """Record an unexpected failure before the file was claimed, if the catalog can."""
+        try:
+            spath = str(path.absolute())
+            self.catalog.fail_unreadable(spath, run_id, err.problem, camera_for(path, camera))
+        except (StoreError, ModelError, ConfigError):
+            raise
+        except Exception:  # noqa: S110 - the catalog cannot hold it: the report still says it
+            pass
 
     @staticmethod
     def _file_error(path: Path, e: Exception, progress: _Callback) -> MediaError:
@@ -302,6 +317,10 @@ class Ingestor(ArchiveParts):
         if not stat.S_ISREG(st.st_mode):  # opening a FIFO blocks, /dev/zero never ends
             problem = f"not a regular file ({_kind(st.st_mode)}); only regular files are ingested"
             self.catalog.fail_unreadable(spath, run_id, problem)
+            raise MediaError(path, problem)
+        if not 0 <= st.st_mtime_ns < 2**63:  # the catalog keeps it as a 64-bit integer
+            problem = f"modification time out of range ({st.st_mtime:.0f} s); set it with touch"
+            self.catalog.fail_unreadable(spath, run_id, problem, camera_for(path, camera))
             raise MediaError(path, problem)
 
         if self.catalog.path_is_current(spath, st, key, self.collection):
@@ -355,7 +374,15 @@ class Ingestor(ArchiveParts):
             err = self._file_error(c.path, e, progress)
             self.catalog.fail_video(c.vid, err.problem, c.spath, c.st, camera_for(c.path, c.camera))
             raise err from e
-        return self._commit(c, info, decoded, events, vectors, progress)
+        try:
+            return self._commit(c, info, decoded, events, vectors, progress)
+        except Exception as e:
+            err = self._file_error(c.path, e, progress)
+            # its vectors may be written: the claim goes failed without them
+            if self.collection in self.store.collections():
+                self.store.delete_video(self.collection, c.vid)
+            self.catalog.fail_video(c.vid, err.problem, c.spath, c.st, camera_for(c.path, c.camera))
+            raise err from e
 
     def _events(self, c: _Claimed, info: VideoInfo, seg: Segmentation) -> list[Event]:
         """The catalog rows of ``seg``'s events, dated from the recording's start."""
