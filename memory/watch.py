@@ -200,6 +200,17 @@ class IngestService:
 
     # ------------------------------------------------------------------------------ watcher
     def _watch(self) -> None:
+        """Watch until stopped. The watcher cannot name a file whose name is not UTF-8
+        (watchfiles raises on its event): then it starts again, and its catch-up walk, which
+        reads every name, finds the file; stored files are skipped by ingest's fast path."""
+        while not self._stop.is_set():
+            try:
+                self._watch_once()
+            except RuntimeError as e:  # watchfiles' WatchfilesRustInternalError
+                if "decode path" not in str(e):
+                    raise
+
+    def _watch_once(self) -> None:
         tick_ms = round(min(max(self.settle_s / 4, 0.05), 1.0) * 1000)
         changes_seen = watchfiles.watch(
             *self.roots,

@@ -48,7 +48,9 @@ def _finish(report: Any, as_json: bool, summary: str) -> None:
 @app.command()
 def ingest(
     paths: Annotated[
-        list[Path], typer.Argument(help="Video files and folders (searched recursively).")
+        list[Path],
+        # readable=False: an unreadable file is that file's failure line, not the batch's end
+        typer.Argument(help="Video files and folders (searched recursively).", readable=False),
     ],
     camera: Annotated[
         str | None, typer.Option(help="Camera name (default: each file's folder name).")
