@@ -145,7 +145,7 @@ class Event(Base):
     end_s: Mapped[float] = mapped_column(Float)
     start_at: Mapped[datetime] = mapped_column(UTCDateTime)
     end_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    boundary: Mapped[str] = mapped_column(String(16))  # start|cut|activity|length
+    boundary: Mapped[str] = mapped_column(String(16))  # start|cut|activity|length|gap
 
     video: Mapped[Video] = relationship(back_populates="events")
 
