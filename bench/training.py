@@ -149,6 +149,16 @@ def _config(plan: dict, **kw):
 
     base = dict(
         teacher_frames=plan["task"]["frames"],
+        # the miniature's recorded protocol (bench/training.md): every frame of its 56-px clips,
+        # no upscaling to qwen-vl-utils' 128*28*28 floor, and the lenient scorer; the
+        # reproduction defaults (2 fps, the floor, Video-R1's scoring) are for real benchmarks
+        answer_model={"sample_fps": 0, "min_frame_pixels": 4 * 28 * 28},
+        scoring="lenient",
+        prompt="marc",
+        # the miniature's optimiser as recorded (TrainConfig now defaults to Video-R1's)
+        weight_decay=0.0,
+        max_grad_norm=1.0,
+        lr_scheduler="constant",
         budget=1,
         reasoning=False,  # a tiny model answers "<answer>X</answer>" directly
         format_weight=0.0,  # the format reward checks <think>; no signal without reasoning
@@ -166,11 +176,17 @@ def _eval(model: Path, data: Path, modes: list[str], plan: dict) -> dict[str, fl
     from marc.training.data import benchmark_name
     from marc.training.evaluate import evaluate, label
 
-    settings = Settings(vlm_max_new_tokens=plan["max_completion_length"])
+    settings = Settings(
+        vlm_max_new_tokens=plan["max_completion_length"], vlm_min_frame_pixels=4 * 28 * 28
+    )
     frames = plan["task"]["frames"]
+    # the miniature's recorded protocol (greedy, archive prompt, lenient scoring, every frame),
+    # not the Video-R1 reproduction defaults of marc eval
     report = evaluate(
         str(model), [data], settings=settings, modes=modes, frames=frames,
         uniform_frames=frames, budget=1, reasoning=False, progress=False,
+        max_new_tokens=None, prompt="marc", temperature=0.0, top_p=1.0, sample_fps=0,
+        scoring="lenient",
     )  # fmt: skip
     bench = benchmark_name(data)
     out = {}

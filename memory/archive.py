@@ -42,10 +42,17 @@ class Archive:
         return open_store(self.config.store)
 
     def ingest(
-        self, paths: Sequence[Path], *, camera: str | None = None, progress: Progress = no_progress
+        self,
+        paths: Sequence[Path],
+        *,
+        camera: str | None = None,
+        camera_from: str | None = None,
+        progress: Progress = no_progress,
     ) -> IngestReport:
+        """Ingest the videos under ``paths`` (:meth:`Ingestor.ingest
+        <marc.memory.ingest.Ingestor.ingest>`: ``camera``/``camera_from`` name the cameras)."""
         return Ingestor(self.config, catalog=self.catalog, store=self.store).ingest(
-            paths, camera=camera, progress=progress
+            paths, camera=camera, camera_from=camera_from, progress=progress
         )
 
     def reindex(self, *, progress: Progress = no_progress) -> ReindexReport:
@@ -129,11 +136,13 @@ class Archive:
         ``marc mcp``'s ``videos``); only those of ``cameras``, or only the ``failed`` ones.
 
         ``start_at`` is when the recording starts (``recorded_at``, from ``start_source``:
-        metadata, file name or modification time), ``end_at`` that plus ``duration_s``;
-        ``status`` is the catalog's: ``done`` once its events are stored, ``failed`` (with
-        ``error``) or ``pending``; ``events`` counts its stored events. ``state`` is what a user
-        can rely on now: ``ok`` (done and its file is at ``path``), ``missing`` (done, but no
-        file at ``path`` any more), ``failed`` or ``pending``.
+        ``container``, ``name``, ``folder+name`` or ``mtime``; see :mod:`marc.memory.layout`),
+        ``end_at`` that plus ``duration_s`` (the decoded length); ``status`` is the catalog's:
+        ``done`` once its events are stored, ``failed`` (with ``error``) or ``pending``;
+        ``events`` counts its stored events. ``state`` is what a user can rely on now: ``ok``
+        (done and its file is at ``path``), ``partial`` (done, but only ``duration_s`` of the
+        ``declared_duration_s`` the container declares decoded: a cut-off recording),
+        ``missing`` (done, but no file at ``path`` any more), ``failed`` or ``pending``.
         """
         out = []
         rows = self.catalog.videos_with_counts(
@@ -156,7 +165,8 @@ class Archive:
                     "start_source": v.recorded_at_source,
                     "events": n,
                     "status": v.status,
-                    "state": _state(v.status, v.path),
+                    "state": _state(v.status, v.path, v.declared_duration_s),
+                    "declared_duration_s": v.declared_duration_s,
                     "error": v.error,
                     "fps": v.fps,
                     "width": v.width,
@@ -185,6 +195,8 @@ class Archive:
             "failed": counts["failed"],
             "consistent": vectors == counts["events"],
             "cameras": self.catalog.camera_counts(),
+            "start_sources": self.catalog.start_source_counts(),
+            "partial": self.catalog.partial_count(),
             "collections": collections,
             "home": str(self.config.store.home),
             "catalog": self.catalog.display_url,
@@ -210,8 +222,11 @@ class Archive:
         self.close()
 
 
-def _state(status: str, path: str) -> str:
-    """``ok``/``missing`` for an ingested video (is its file still there?), else its status."""
+def _state(status: str, path: str, declared_duration_s: float | None = None) -> str:
+    """``ok``/``partial``/``missing`` for an ingested video (is its file still there, did it
+    decode whole?), else its status."""
     if status != "done":
         return status
-    return "ok" if Path(path).is_file() else "missing"
+    if not Path(path).is_file():
+        return "missing"
+    return "ok" if declared_duration_s is None else "partial"

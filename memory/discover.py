@@ -1,26 +1,29 @@
-"""Which files to ingest, which camera recorded them, and when.
+"""Which files to ingest: :func:`discover` expands the paths given on the command line into
+video files.
 
-- :func:`discover` expands the paths given on the command line into video files.
-- :func:`camera_for` names the camera: an explicit ``--camera``, else the file's folder
-  (NVRs and dashcam exports keep one folder per channel).
-- :func:`recorded_at` dates the recording: container metadata, else a timestamp in the file
-  name, else the file's modification time.
-
-All datetimes are timezone-aware UTC. Cameras rarely say their zone: a naive time (file name,
-metadata without offset) is taken as UTC, so it round-trips unchanged into the catalog.
+Which camera recorded a file and when (:func:`camera_for`, :func:`recorded_at`,
+:func:`timestamp_from_name`) is :mod:`marc.memory.layout`'s; they are re-exported here.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 from marc.memory.core.errors import MediaError
-from marc.memory.core.paths import printable
-from marc.memory.media import SNIFF_BYTES, VideoInfo, looks_like_video
+from marc.memory.layout import PLAUSIBLE_YEARS, camera_for, recorded_at, timestamp_from_name
+from marc.memory.media import SNIFF_BYTES, looks_like_video
+
+__all__ = [
+    "PLAUSIBLE_YEARS",
+    "VIDEO_EXTENSIONS",
+    "camera_for",
+    "discover",
+    "is_video_file",
+    "recorded_at",
+    "timestamp_from_name",
+]
 
 _EXTENSIONS = (
     "mp4 m4v mov qt mkv webm avi divx ts mts m2ts m2t tts trp flv f4v wmv asf mpg mpeg mpe m1v "
@@ -28,8 +31,6 @@ _EXTENSIONS = (
 )
 #: File name extensions taken as video without looking inside (lower case, no dot).
 VIDEO_EXTENSIONS = frozenset(_EXTENSIONS.split())
-#: Recordings are dated between these years; other values are camera clock defaults or noise.
-PLAUSIBLE_YEARS = (1990, 2100)
 
 
 def _is_video_name(path: Path) -> bool:
@@ -145,65 +146,3 @@ def _is_dir(p: Path) -> bool:
         return p.is_dir()
     except OSError:
         return False
-
-
-def camera_for(path: Path, override: str | None) -> str:
-    """``override`` if given, else the name of the folder holding ``path``.
-
-    >>> camera_for(Path("/footage/gate-cam/2024-01-31.mp4"), None)
-    'gate-cam'
-    """
-    if override:
-        return printable(override)
-    return printable(Path(path).absolute().parent.name) or "/"  # a label: shown, not opened
-
-
-# YYYY MM DD, optional separator, HH MM SS; separators optional and independent, so this covers
-# 20240131_235959, 20240131235959, 2024-01-31_23-59-59, 2024-01-31 23.59.59,
-# 2024-01-31T23:59:59 and Viofo's 2024_0131_235959. Not inside a longer run of digits, except
-# for trailing milliseconds (Hikvision's ..._20240131235959123).
-_STAMP = re.compile(
-    r"(?<!\d)(\d{4})[-_.]?(\d\d)[-_.]?(\d\d)"  # date
-    r"[-_T .]?(\d\d)[-_:.h]?(\d\d)[-_:.m]?(\d\d)"  # time
-    r"(?:\d{3})?(?!\d)"  # optional milliseconds, then no more digits
-)
-
-
-def timestamp_from_name(name: str) -> datetime | None:
-    """The first valid date-time in a file name, as UTC (naive names are taken as UTC).
-
-    Invalid dates (month 13, Feb 30) and years outside :data:`PLAUSIBLE_YEARS` are skipped.
-
-    >>> timestamp_from_name("NVR_ch1_main_20240131235959_20240201000000.mp4")
-    datetime.datetime(2024, 1, 31, 23, 59, 59, tzinfo=datetime.timezone.utc)
-    >>> timestamp_from_name("clip_0001.mp4") is None
-    True
-    """
-    for m in _STAMP.finditer(name):
-        year, month, day, hour, minute, second = map(int, m.groups())
-        if not PLAUSIBLE_YEARS[0] <= year <= PLAUSIBLE_YEARS[1]:
-            continue
-        try:
-            return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
-        except ValueError:
-            continue
-    return None
-
-
-def _plausible(t: datetime | None) -> bool:
-    return t is not None and PLAUSIBLE_YEARS[0] <= t.year <= PLAUSIBLE_YEARS[1]
-
-
-def recorded_at(path: Path, info: VideoInfo) -> tuple[datetime, str]:
-    """When the recording started, and how we know: ``(utc_time, source)``.
-
-    ``source`` is ``"metadata"`` (the container's ``creation_time``; epoch-zero or otherwise
-    implausible values such as 1970-01-01 or 1904-01-01 are ignored), ``"filename"``
-    (:func:`timestamp_from_name`) or ``"mtime"`` (the file's modification time, a last resort:
-    copying footage often resets it, and it is usually the recording's *end*).
-    """
-    if _plausible(info.creation_time):
-        return info.creation_time.astimezone(UTC), "metadata"
-    if (t := timestamp_from_name(Path(path).name)) is not None:
-        return t, "filename"
-    return datetime.fromtimestamp(Path(path).stat().st_mtime, UTC), "mtime"

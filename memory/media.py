@@ -77,7 +77,7 @@ SPILL_BYTES = 64 << 20
 #: :func:`clean_spill_files` removes them).
 SPILL_PREFIX = "marc-frames-"
 #: A decode that yields less than this share of the container duration (and misses more than
-#: ``_TRUNCATED_MIN_S`` seconds) is reported as truncated.
+#: ``_TRUNCATED_MIN_S`` seconds) is *partial*: a recording cut short (power lost, copy stopped).
 _TRUNCATED_SHARE, _TRUNCATED_MIN_S = 0.9, 1.0
 #: Small frames handed to ``on_small`` at most at once (~1 MB); pieces go out as soon as 25
 #: frames are there, so the consumer works while ffmpeg decodes.
@@ -250,6 +250,8 @@ class Decoded:
         timeline: for a file with long pauses between frames, the compact timeline ``small``
             and the sample indices are on (frame ``i`` at ``timeline.to_file(i / fps)``);
             ``None``: frame ``i`` is at ``i / fps``. See :mod:`marc.memory.sparse`.
+        partial: the decode stopped far short of the container's duration (``info.duration_s``):
+            the file was cut off (a recorder lost power) and only ``duration_s`` of it decodes.
     """
 
     info: VideoInfo
@@ -259,6 +261,7 @@ class Decoded:
     sample_times: np.ndarray
     frames: int
     timeline: Timeline | None = None
+    partial: bool = False
 
     @property
     def duration_s(self) -> float:
@@ -434,9 +437,11 @@ def decode(
             exception it raises stops ffmpeg and is raised here (a :class:`MediaError` as is,
             anything else wrapped in one).
 
+    A decode that stops far short of the container duration (a recording cut off by a power
+    loss) is not an error: what decodes is returned, with ``partial`` set.
+
     Raises:
-        MediaError: ffmpeg failed, no frame decoded, or the decode stopped far short of the
-            container duration (``"truncated: decoded X s of Y s"``).
+        MediaError: ffmpeg failed or no frame decoded.
     """
     path = Path(path)
     if info is None:
@@ -513,8 +518,7 @@ def decode(
         raise MediaError(path, f"ffmpeg failed: {problem}")
     decoded_s = float(line.to_file(n_small / info.fps)) if line else n_small / info.fps
     missing = info.duration_s - decoded_s
-    if decoded_s < _TRUNCATED_SHARE * info.duration_s and missing > _TRUNCATED_MIN_S:
-        raise MediaError(path, f"truncated: decoded {decoded_s:.1f} s of {info.duration_s:.1f} s")
+    partial = decoded_s < _TRUNCATED_SHARE * info.duration_s and missing > _TRUNCATED_MIN_S
     index = sample_frames(n_small, info.fps, sample_fps)
     # Both outputs come from the same constant-rate frames, so the counts agree; should a last
     # sample still be missing (ffmpeg stopped between the two pipes), the shorter one wins: a
@@ -530,4 +534,5 @@ def decode(
         sample_times=times,
         frames=n_small,
         timeline=line,
+        partial=partial,
     )

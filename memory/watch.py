@@ -58,6 +58,7 @@ from marc.memory.archive import Archive
 from marc.memory.core.errors import MediaError
 from marc.memory.discover import discover, is_video_file
 from marc.memory.ingest import IngestReport, Progress, no_progress
+from marc.memory.layout import CameraRule
 
 #: Default quiet time (seconds) after which a file counts as complete.
 SETTLE_S = 5.0
@@ -123,7 +124,10 @@ class IngestService:
     Args:
         archive: Where to ingest; used by the worker thread only while :meth:`run` runs.
         paths: Folders (watched recursively) or files; they must exist.
-        camera: Camera name for every file (default: each file's folder name, as ``marc ingest``).
+        camera: Camera name for every file (default: the rule of :mod:`marc.memory.layout`, as
+            ``marc ingest``).
+        camera_from: Where to read each file's camera (``parent``, ``grandparent`` or a
+            regular expression with a named group), as ``marc ingest --camera-from``.
         settle_s: How long a file's size and mtime must stay the same before it is complete.
         poll_s: Look for changes by scanning every ``poll_s`` seconds instead of waiting for
             file-system events (NFS, SMB and other network mounts do not report other machines'
@@ -139,6 +143,7 @@ class IngestService:
         paths: Sequence[Path],
         *,
         camera: str | None = None,
+        camera_from: str | None = None,
         settle_s: float = SETTLE_S,
         poll_s: float | None = None,
         progress: Progress = no_progress,
@@ -154,6 +159,8 @@ class IngestService:
             if not os.path.lexists(root):
                 raise FileNotFoundError(f"{root}: no such file or directory")
         self.camera, self.settle_s, self.poll_s = camera, settle_s, poll_s
+        self.camera_from = camera_from
+        CameraRule(camera, camera_from)  # ConfigError for a bad pattern, before any watching
         self._user_progress = progress
         self._on_batch = on_batch
         home = archive.config.home.absolute()  # MARC's own files, unless a root lies inside it
@@ -352,7 +359,12 @@ class IngestService:
                 if not files:
                     return
                 try:
-                    report = self.archive.ingest(files, camera=self.camera, progress=self._progress)
+                    report = self.archive.ingest(
+                        files,
+                        camera=self.camera,
+                        camera_from=self.camera_from,
+                        progress=self._progress,
+                    )
                     break
                 except FileNotFoundError:
                     if all(os.path.lexists(f) for f in files):

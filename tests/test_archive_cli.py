@@ -45,7 +45,7 @@ def catalog_rows(marc_home: Path, tmp_path: Path) -> dict[str, Path]:
             s.add(
                 Video(
                     id=vid, fingerprint=vid, path=str(path), camera=camera, status=status,
-                    error=error, recorded_at=at, recorded_at_source="filename" if at else None,
+                    error=error, recorded_at=at, recorded_at_source="name" if at else None,
                     duration_s=30.0 if at else None,
                 )
             )  # fmt: skip
@@ -74,7 +74,7 @@ def test_videos_lists_every_file_with_its_state(catalog_rows):
     assert by_id["bad"]["state"] == "failed" and by_id["bad"]["error"] == "not a video"
     assert by_id["claim"]["state"] == "pending"
     lobby = by_id["lobby"]
-    assert lobby["start_at"] == T0.isoformat() and lobby["start_source"] == "filename"
+    assert lobby["start_at"] == T0.isoformat() and lobby["start_source"] == "name"
     assert lobby["end_at"] == (T0 + timedelta(seconds=30)).isoformat()
 
     assert [r["id"] for r in _json("videos", "--failed")] == ["bad"]

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from marc.memory.catalog import Base, Catalog, Event, Video
+from marc.memory.catalog.catalog import _alembic_config, upgrade
 from marc.memory.core.errors import StoreError
 
 
@@ -33,8 +36,33 @@ def catalog(request, tmp_path):
 def test_migrations_create_exactly_the_models_schema(catalog: Catalog):
     with catalog.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
-        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0001"
+        head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == head
     Catalog(catalog.url).close()  # opening again is a no-op upgrade
+
+
+def test_upgrade_renames_start_sources_and_adds_partial(tmp_path):
+    """A catalog of the first schema (``metadata``/``filename`` sources) upgrades: its rows say
+    ``container``/``name`` and its videos are whole (``declared_duration_s`` NULL)."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    upgrade(engine, "0001")
+    with engine.begin() as conn:
+        for vid, source in [("a", "metadata"), ("b", "filename"), ("c", "mtime"), ("d", None)]:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO videos (id, path, camera, status, recorded_at_source, created_at,"
+                    " updated_at) VALUES (:id, :p, 'cam', 'done', :s, '2024-01-01', '2024-01-01')"
+                ),
+                {"id": vid, "p": f"/{vid}.mp4", "s": source},
+            )
+    engine.dispose()
+    with Catalog(url) as c, c.session() as s:
+        rows = {
+            v.id: (v.recorded_at_source, v.declared_duration_s) for v in s.scalars(sa.select(Video))
+        }
+    assert rows == {"a": ("container", None), "b": ("name", None), "c": ("mtime", None),
+                    "d": (None, None)}  # fmt: skip
 
 
 def test_times_come_back_as_the_same_utc_instant(catalog: Catalog):
@@ -123,3 +151,28 @@ def test_display_url_hides_the_password():
     assert "s3cret" not in str(e.value) and "***" in str(e.value)
     with Catalog("sqlite://") as c:
         assert c.display_url == "sqlite://"
+
+
+def test_an_interrupted_runs_claims_are_listed_and_first_time_ones_released(catalog, tmp_path):
+    f = tmp_path / "x.mp4"
+    f.write_bytes(b"x")
+    st = os.stat(f)
+    run = catalog.start_run("host", 1, [])
+    # "old" was stored before (it has events); "new" is claimed for the first time
+    with catalog.session() as s:
+        s.add(Video(id="old", fingerprint="f-old", path="/old.mp4", status="done",
+                    recorded_at_source="folder+name", declared_duration_s=212.1))  # fmt: skip
+        s.add(Event(id="e-old", video_id="old", index=0, start_s=0, end_s=1, boundary="start",
+                    start_at=datetime(2024, 1, 1, tzinfo=UTC),
+                    end_at=datetime(2024, 1, 1, tzinfo=UTC)))  # fmt: skip
+    assert catalog.start_source_counts() == {"container": 0, "name": 0, "folder+name": 1,
+                                             "mtime": 0}  # fmt: skip
+    assert catalog.partial_count() == 1
+    for vid in ("old", "new"):
+        assert catalog.claim(vid, f"f-{vid}", f"/{vid}.mp4", st, run, "k", "c") == "claimed"
+    assert sorted(catalog.pending_video_ids(run)) == ["new", "old"]
+    assert catalog.release_claims(run) == 1
+    assert catalog.video_ids("pending") == {"old"}  # its old events have no vectors now
+    catalog.finish_run(run, ingested=0, skipped=0, failed=0, events_added=0, status="interrupted")
+    other = catalog.start_run("host", 2, [])  # the next run takes the claim left over
+    assert catalog.claim("old", "f-old", "/old.mp4", st, other, "k", "c") == "claimed"

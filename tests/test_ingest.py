@@ -40,12 +40,15 @@ def test_composite_is_cut_at_known_frames_and_stored(archive: Archive, composite
 
     report = archive.ingest([tmp_path / "footage"])
 
-    assert report.to_json() == {
+    got = report.to_json()
+    assert {k: got[k] for k in ("ingested", "skipped", "failed", "events_added")} == {
         "ingested": 1,
         "skipped": 0,
         "failed": [],
         "events_added": report.events_added,
     }
+    assert got["partial"] == [] and got["interrupted"] is False and got["timezone"] == "UTC"
+    assert got["start_sources"]["mtime"] == 1 and got["mtime_fallback"] == [str(src)]
     events = archive.events()
     assert len(events) == report.events_added >= 3
     _assert_tiles(events, 225 / 25)

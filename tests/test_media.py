@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -160,16 +161,44 @@ def test_unreadable_file(bikes, tmp_path):
         probe(path)
 
 
-def test_truncation_found_while_decoding(run_ffmpeg, bikes, tmp_path):
-    # With its index at the front (faststart) a half file probes fine as 10 s of video:
-    # only decoding finds that half the frames are gone.
+def test_truncation_found_while_decoding_keeps_what_decodes(run_ffmpeg, bikes, tmp_path):
+    # With its index at the front (faststart) a half file probes fine as 10 s of video: only
+    # decoding finds that half the frames are gone. What decodes is returned, marked partial,
+    # and it is the original's content frame for frame.
     whole = tmp_path / "faststart.mp4"
     run_ffmpeg("-i", bikes, "-c", "copy", "-movflags", "+faststart", whole)
     half = _half_of(whole, tmp_path / "half.mp4")
     assert probe(half).duration_s == pytest.approx(10.0)
-    with pytest.raises(MediaError, match=r"truncated: decoded [0-9.]+ s of 10\.0 s") as err:
-        decode(half)
-    assert str(half) in str(err.value)
+    with decode(whole, image_size=32) as full, decode(half, image_size=32) as cut:
+        assert not full.partial and cut.partial
+        assert 1.0 < cut.duration_s < 7.0 and cut.frames < full.frames
+        n = len(cut.samples)
+        assert np.array_equal(cut.samples[: n - 1], full.samples[: n - 1])
+        assert np.array_equal(cut.sample_times, full.sample_times[:n])
+
+
+def test_power_cut_transnet_video_decodes_its_first_minutes(run_ffmpeg, transnet_video, tmp_path):
+    """The 212 s TransNetV2 test video cut off after ~40 % of its bytes (a recorder losing power
+    with its index written up front): its declared 212 s stay in the header, ~80 s decode."""
+    whole = tmp_path / "recording.mp4"
+    run_ffmpeg("-i", transnet_video, "-c", "copy", "-movflags", "+faststart", whole)
+    data = whole.read_bytes()
+    cut = tmp_path / "power-cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.42)])
+    assert probe(cut).duration_s == pytest.approx(212.09, abs=0.01)
+    # what plain ffmpeg decodes of the cut file, counted independently of decode()
+    log = subprocess.run(
+        [ffmpeg_exe(), "-nostdin", "-hide_banner", "-i", str(cut), "-map", "0:v", "-f", "null",
+         "-"], capture_output=True, text=True,
+    ).stderr  # fmt: skip
+    frames = int(re.findall(r"frame=\s*(\d+)", log)[-1])
+    part = decode(cut, image_size=32, sample_fps=1.0)
+    full = decode(transnet_video, image_size=32, sample_fps=1.0)
+    with part, full:
+        assert part.partial and abs(part.frames - frames) <= 3  # constant-rate slots
+        assert 80 < part.duration_s < 85 and part.info.duration_s > 212
+        n = len(part.samples)  # what decoded is the recording's content, frame for frame
+        assert not full.partial and np.array_equal(part.samples[: n - 1], full.samples[: n - 1])
 
 
 ODD_NAMES = [

@@ -249,3 +249,44 @@ def test_write_dataset_creates_folders_and_writes_a_list(tmp_path):
     path = write_dataset(tmp_path / "a" / "b" / "out.json", [record(1)])
     assert json.loads(path.read_text()) == [record(1)]
     assert sorted(p.name for p in path.parent.iterdir()) == ["out.json"]  # no temp file left
+
+
+def test_load_samples_skips_and_counts_unless_strict(tmp_path):
+    """One bad record does not abort loading (marc train / marc eval default)."""
+    from marc.training.data import load_samples, summarize_problems
+
+    records = [record(i) for i in range(6)]
+    records[2] = record(2, solution="B")
+    records[4] = record(4, solution="C")
+    records[5] = record(5, problem_type="essay")
+    path = write_dataset(tmp_path / "train.json", records)
+    samples, problems = load_samples(path)
+    assert [s.problem_id for s in samples] == ["0", "1", "3"] and len(problems) == 3
+    line = summarize_problems(problems)
+    assert line.startswith("skipped 3 records: 2 solution has no <answer>…</answer> (first: "
+                           "record 2), 1 problem_type 'essay'")  # fmt: skip
+    with pytest.raises(DataError, match=r"record 2: solution has no"):
+        load_samples(path, strict=True)
+    none = write_dataset(tmp_path / "none.json", [record(0, solution="B")])
+    with pytest.raises(DataError, match=r"no valid record \(1 bad; first: .*record 0"):
+        load_samples(none)
+
+
+def test_random_subset_is_uniform_seeded_and_ordered():
+    from marc.training.data import random_subset
+
+    pool = [sample(i, "multiple choice") for i in range(900)] + [
+        sample(i, "OCR") for i in range(900, 1000)
+    ]
+    subset = random_subset(pool, 100, seed=3)
+    assert len(subset) == 100 and subset == random_subset(pool, 100, seed=3)
+    assert subset != random_subset(pool, 100, seed=4)
+    ids = [int(s.problem_id) for s in subset]
+    assert ids == sorted(ids) and len(set(ids)) == 100
+    # not stratified: the share of a type varies with the draw (stratified: exactly 10 each time)
+    shares = {sum(s.problem_type == "OCR" for s in random_subset(pool, 100, seed=k))
+              for k in range(20)}  # fmt: skip
+    assert len(shares) > 1
+    assert {Counter(s.problem_type for s in mixed_subset(pool, 100, seed=k))["OCR"]
+            for k in range(5)} == {10}  # fmt: skip
+    assert random_subset(pool, 5000) == pool

@@ -19,7 +19,8 @@ from marc.memory.core.settings import Settings
 from marc.training.data import write_dataset
 from marc.training.evaluate import EvalReport, SampleResult, evaluate, label
 
-FAST = dict(frames=8, uniform_frames=4, progress=False)
+# every frame of the synthetic 2 s clips (not qwen-vl-utils' 2 fps), at their own 56 px
+FAST = dict(frames=8, uniform_frames=4, progress=False, sample_fps=0, max_new_tokens=4)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,7 @@ def bench(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture
 def settings(marc_home) -> Settings:
-    return Settings(vlm_max_new_tokens=4)
+    return Settings(vlm_max_new_tokens=4, vlm_min_frame_pixels=3136)
 
 
 @pytest.mark.slow
@@ -80,6 +81,10 @@ def test_report_arithmetic():
     assert r.accuracy("s", "MVBench") == 50.0 and r.accuracy("s", "MMVU") == 100.0
     assert r.mean("s") == 75.0  # mean over benchmarks, not over samples
     assert r.accuracy("s", "VideoMME") is None
+    # Video-R1 reports regression (MRA) apart from the rest (eval_bench.py's final_acc)
+    r.results.append(SampleResult("s", "MMVU", "2", "", "10", 0.6, 4, problem_type="regression"))
+    assert r.mean_acc("s", "MMVU") == 100.0 and r.mean_mra("s", "MMVU") == pytest.approx(60.0)
+    assert r.accuracy("s", "MMVU") == pytest.approx(80.0)
     assert label("uniform", frames=64, uniform_frames=16, budget=2, retrieval=False) == (
         "uniform (16 frames)"
     )
@@ -110,9 +115,9 @@ def test_retrieval_ingests_once_and_uses_events_of_the_sample_video(bench, setti
 # ------------------------------------------------------------------------------------ CLI
 @pytest.fixture
 def cli(marc_home, monkeypatch):
-    monkeypatch.setenv("MARC_VLM_MAX_NEW_TOKENS", "4")
+    monkeypatch.setenv("MARC_VLM_MIN_FRAME_PIXELS", "3136")  # the 56 px clips as they are
     runner = CliRunner()
-    return lambda *args: runner.invoke(app, ["eval", *map(str, args)])
+    return lambda *args: runner.invoke(app, ["eval", "--max-new-tokens", "4", *map(str, args)])
 
 
 def test_cli_json_and_output(cli, bench, tmp_path):
@@ -123,9 +128,25 @@ def test_cli_json_and_output(cli, bench, tmp_path):
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["settings"] == ["compressed (1 frame)", "uniform (4 frames)"]
-    assert data["benchmarks"] == ["MMVU"] and data["counts"]["uniform (4 frames)"] == {"MMVU": 1}
+    assert data["settings"] == ["compressed (1 frame)", "uniform (2 fps, <= 4 frames)"]
+    assert data["benchmarks"] == ["MMVU"] and data["counts"]["uniform (2 fps, <= 4 frames)"] == {
+        "MMVU": 1
+    }
     assert json.loads(out.read_text()) == data
+    assert data["config"]["scoring"] == "video_r1"  # Video-R1's eval_bench.py scorer by default
+    # ... and its protocol: its templates, reasoning, temperature 0.1, top-p 0.001, 2 fps
+    c = data["config"]
+    assert (c["prompt"], c["reasoning"], c["temperature"], c["top_p"]) == (
+        "video_r1",
+        True,
+        0.1,
+        0.001,
+    )
+    assert c["sample_fps"] == 2.0 and c["max_new_tokens"] == 4
+    assert set(data["mean_acc"]["uniform (2 fps, <= 4 frames)"]) == {"MMVU"}
+    assert data["mean_mra"]["uniform (2 fps, <= 4 frames)"] == {
+        "MMVU": None
+    }  # no regression sample
 
 
 @pytest.mark.parametrize(
@@ -134,6 +155,8 @@ def test_cli_json_and_output(cli, bench, tmp_path):
         (["--data", "nowhere.json"], "error: nowhere.json: no such data file"),
         (["--data", "{one}", "--mode", "sideways"], "error: unknown mode 'sideways'"),
         (["--data", "{bad}"], "record 0: missing 'problem_type'"),
+        (["--data", "{one}", "--scoring", "strict"], "must be video_r1 or lenient"),
+        (["--data", "{one}", "--prompt", "archive"], "must be video_r1 or marc"),
     ],
 )
 def test_cli_errors_are_one_line(cli, bench, tmp_path, args, message):
@@ -143,3 +166,23 @@ def test_cli_errors_are_one_line(cli, bench, tmp_path, args, message):
     assert result.exit_code == 2  # bad data or arguments: a usage error
     (line,) = result.stderr.strip().splitlines()
     assert message in line and "Traceback" not in result.output
+
+
+def test_cli_skips_bad_records_unless_strict(cli, bench, tmp_path):
+    """One bad record does not stop an evaluation; --strict makes it a usage error."""
+    good = json.loads(bench["one"].read_text())[0]
+    good["path"] = str(bench["one"].parent / good["path"])
+    mixed = write_dataset(tmp_path / "eval_mmvu.json", [good, {"problem_id": 7, "problem": "q"}])
+    args = ["--model", "tiny", "--data", mixed, "--mode", "compressed", "--fps", 0, "--frames", 8]
+    result = cli(*args, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["counts"]["compressed (1 frame)"] == {"MMVU": 1}
+    (line,) = data["data_errors"]
+    assert line.endswith("record 1: missing 'problem_type'")
+    shown = cli(*args)
+    assert "skipped 1 record: 1 missing 'problem_type' (first: record 1)" in shown.stderr
+    strict = cli(*args, "--strict")
+    assert strict.exit_code == 2
+    (err,) = strict.stderr.strip().splitlines()
+    assert "record 1: missing 'problem_type'" in err

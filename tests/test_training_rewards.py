@@ -92,9 +92,14 @@ def test_group_advantages_refuses_bad_shapes():
 
 
 def test_accuracy():
-    assert accuracy("multiple choice", SOL, [GOOD, BAD, GOOD, "B"]) == 0.75
-    assert accuracy("regression", "10", ["5", "4"]) == 0.5
-    assert accuracy("regression", "10", ["5", "4"], threshold=0.45) == 0.5
+    # Video-R1's training reward (the default): a bare "B" has no <answer> block, so it is wrong
+    assert accuracy("multiple choice", SOL, [GOOD, BAD, GOOD, "B"]) == 0.5
+    assert accuracy("multiple choice", SOL, [GOOD, BAD, GOOD, "B"], scoring="lenient") == 0.75
+    assert accuracy("regression", "10", ["5", "4"], scoring="lenient") == 0.5
+    assert accuracy("regression", "10", ["5", "4"], threshold=0.45, scoring="lenient") == 0.5
+    tagged = ["<answer>5</answer>", "<answer>4</answer>"]  # 1 - rel. error (+1e-9): 0.5-, 0.4-
+    assert accuracy("regression", "<answer>10</answer>", tagged) == 0.0
+    assert accuracy("regression", "<answer>10</answer>", tagged, threshold=0.45) == 0.5
     with pytest.raises(ValueError):
         accuracy("numerical", "1", [])
 
@@ -129,7 +134,7 @@ def test_c_grpo_no_bonus_below_tau_or_without_teacher_or_for_images():
 
 
 def test_c_grpo_weights_and_graded_answers():
-    out = CGRPOReward(alpha=2.0, format_weight=0.0)(
+    out = CGRPOReward(alpha=2.0, format_weight=0.0, scoring="lenient")(
         "regression", "<answer>10</answer>", ["<answer>9</answer>", "8", "1"], a_full=1.0
     )
     # scores 0.9, 0.8, 0.1; correct (>= 0.5) 2 of 3; eta = 2/3 -> maintenance 2/3 - 0.6
@@ -138,8 +143,15 @@ def test_c_grpo_weights_and_graded_answers():
     assert out.correct == [True, True, False]
     assert out.maintenance == pytest.approx(m)
     assert out.rewards == pytest.approx([0.9 + 2 * m, 0.8 + 2 * m, 0.1])
-    strict = CGRPOReward(threshold=0.85)("regression", "10", ["9", "8"], a_full=None)
+    strict = CGRPOReward(threshold=0.85, scoring="lenient")(
+        "regression", "10", ["9", "8"], a_full=None
+    )
     assert strict.correct == [True, False]
+    # Video-R1's rule: the answer must be tagged, and an exact one scores just under 1
+    vr1 = CGRPOReward(format_weight=0.0)(
+        "regression", "<answer>10</answer>", ["<answer>9</answer>", "8"], a_full=None
+    )
+    assert vr1.scores == pytest.approx([0.9, 0.0]) and vr1.correct == [True, False]
 
 
 def test_c_grpo_reward_is_picklable_and_validated():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -49,6 +50,9 @@ def _config(tiny_model: Path, task: Path, out: Path, **kw) -> TrainConfig:
         data=str(task),
         output_dir=str(out),
         teacher_frames=8,  # the synthetic clips have 8 frames
+        # every frame of the 2 s clips, at their 56 px (not upscaled to qwen-vl-utils' floor)
+        answer_model={"sample_fps": 0, "min_frame_pixels": 3136},
+        prompt="marc",  # the short archive prompt (the tiny tokenizer's words)
         num_generations=4,
         max_completion_length=8,
         learning_rate=1e-3,
@@ -282,8 +286,8 @@ def test_config_sections_and_the_flat_keys_of_earlier_configs(tmp_path):
     a, b = load_config(nested), load_config(flat)
     assert a == b
     assert a.answer_model == AnswerModelConfig(
-        model="tiny", frames=8, frame_pixels=6272, device="cpu", dtype="float32"
-    )
+        model="tiny", frames=8, frame_pixels=6272, device="cpu", dtype="float32", sample_fps=2.0
+    )  # training samples the qwen-vl-utils way (2 fps, at most `frames`) unless told otherwise
     assert a.compression == CompressionConfig(budget=2, window=3, ratio=0.25)
     assert a.teacher_model == "tiny"
     assert TrainConfig.from_dict(json.loads(json.dumps(a.to_dict()))) == a  # JSON round trip
@@ -322,7 +326,7 @@ def test_a_yaml_run_reads_no_environment(tiny_model, task, tmp_path, monkeypatch
     cfg = tmp_path / "run.yaml"
     cfg.write_text(
         f"method: sft\ndata: {task}\noutput_dir: {tmp_path / 'run'}\nstudent_input: full\n"
-        f"answer_model: {{model: {tiny_model}, frames: 8, device: cpu}}\n"
+        f"answer_model: {{model: {tiny_model}, frames: 8, device: cpu, sample_fps: 0}}\n"
         "reasoning: false\nprogress: false\nbatch: 2\nmax_steps: 1\n"
     )
     assert train("sft", cfg) == tmp_path / "run" / "final"
@@ -372,3 +376,71 @@ def test_cli_errors_and_a_short_run(tiny_model, task, tmp_path):
     r = runner.invoke(app, ["train", "sft", "--config", str(cfg), "--max-steps", "1"])
     assert r.exit_code == 0, r.output
     assert r.stdout.strip() == str(tmp_path / "run" / "final")
+
+
+class AllRight:
+    """Every completion scores 1: Video-R1's T-GRPO then pays +0.3 to each (shuffled <= 1)."""
+
+    def __call__(self, problem_type, solution, completions, a_full, *, data_type="video"):
+        n = len(completions)
+        return RolloutRewards([1.0] * n, [1.0] * n, [True] * n, [0.0] * n, 1.0, a_full, 0.0)
+
+
+@pytest.mark.slow
+def test_video_r1_temporal_and_length_bonuses(tiny_model, task, tmp_path):
+    """temporal: G/2 rollouts on the frames in random order, +0.3 when the ordered ones do at
+    least 0.8 times as well; len_control: +0.2 only for 320-512-token answers (none here)."""
+    config = _config(tiny_model, task, tmp_path, temporal=True, len_control=True, beta=0.0,
+                     student_input="full")  # fmt: skip
+    trainer = GRPOTrainer(config, reward=AllRight())
+    (group,) = trainer.rollout(0, trainer.samples[:1])
+    assert group.rewards.rewards == pytest.approx([1.3] * 4)  # lengths <= 8 tokens: no +0.2
+    sample = trainer.samples[0]
+    ordered = trainer.inputs.prepare(sample, "full", frames=8, prompt="marc")
+    shuffled = trainer.inputs.prepare(sample, "full", frames=8, prompt="marc", shuffle_seed=5)
+    a, b = ordered.sampled.frames[0], shuffled.sampled.frames[0]
+    assert not np.array_equal(a, b)
+    assert sorted(map(bytes, a)) == sorted(map(bytes, b))  # the same frames, reordered
+    trainer.close()
+
+
+def test_every_training_choice_says_whose_it_is():
+    """Each rollout/reward/optimisation field carries a comment: paper, Video-R1 or ours."""
+    import inspect
+
+    from marc.training import config as config_module
+
+    source = inspect.getsource(config_module.TrainConfig).splitlines()
+    start = source.index("    # rollouts and reward")
+    end = source.index("    # bookkeeping")
+    fields = [line for line in source[start:end] if ": " in line and " = " in line
+              and not line.strip().startswith("#")]  # fmt: skip
+    assert len(fields) >= 30
+    for line in fields:
+        comment = line.partition("  # ")[2]
+        assert any(w in comment for w in ("paper", "Video-R1", "ours")), line
+    c = load_config(Path(__file__).parents[1] / "training" / "configs" / "c_grpo.yaml")
+    assert (c.weight_decay, c.max_grad_norm, c.lr_scheduler) == (0.01, 5.0, "cosine")
+    assert (c.scoring, c.prompt, c.temporal, c.len_control) == (
+        "video_r1",
+        "video_r1",
+        False,
+        False,
+    )
+    assert (c.subset_stratify, c.strict, c.answer_model.sample_fps) == (False, False, 2.0)
+
+
+def test_train_strict_fails_on_a_bad_record(tiny_model, tmp_path):
+    from typer.testing import CliRunner
+
+    from marc.agent._cli import app
+
+    data = tmp_path / "d.json"
+    data.write_text(json.dumps([{"problem_id": 1, "problem": "q"}]))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"data: {data}\noutput_dir: {tmp_path / 'o'}\nmodel: {tiny_model}\n")
+    for flag in ("--strict", "--no-strict"):  # strict: that record; else: no valid record
+        result = CliRunner().invoke(app, ["train", "sft", "-c", str(cfg), flag])
+        assert result.exit_code == 2, result.output
+        (line,) = result.stderr.strip().splitlines()
+        assert "record 0: missing 'problem_type'" in line

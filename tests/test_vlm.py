@@ -304,7 +304,9 @@ def test_uncompressed_and_identity_budgets(answerer, hits):
     same = answerer.answer("q", hits, budget=groups)  # budget >= groups: nothing merged
     assert same.visual_tokens == full.visual_tokens
     assert all(len(g) == 1 for g in same.groups)
-    assert one.visual_tokens / full.visual_tokens <= 0.0471  # the paper's 122.69 / 2,589.93
+    # with a fixed frame count the share is one group in `groups` by construction (not the
+    # paper's ratio of means over 2-fps samples: bench/tokens.py measures that)
+    assert one.visual_tokens * groups == full.visual_tokens
 
 
 @pytest.mark.slow

@@ -3,8 +3,10 @@ evaluation.
 
 One file per concept:
 
-- :mod:`.data`: the Video-R1 format (loader, validation, the 5 K mixed subset, question text).
-- :mod:`.answers`: Video-R1 answer matching per problem type and the format reward.
+- :mod:`.data`: the Video-R1 format (loader, validation, the 5 K random subset, question text).
+- :mod:`.answers`: answer matching per problem type and the format reward, in two modes:
+  ``video_r1`` (:mod:`.video_r1`: Video-R1's training reward, evaluation scorer, format reward
+  and prompt templates, exactly) and ``lenient`` (for archive questions).
 - :mod:`.rewards`: the C-GRPO reward and GRPO's group advantages.
 - :mod:`.teacher_cache`: the teacher's 64-frame rollouts and accuracy, computed once per prompt.
 - :mod:`.inputs`: a sample's full / uniform / compressed visual input, through the answer path.
@@ -31,6 +33,8 @@ _EXPORTS = {
     "InputBuilder": "marc.training.inputs",
     "load_dataset": "marc.training.data",
     "score": "marc.training.answers",
+    "eval_score": "marc.training.answers",
+    "training_score": "marc.training.answers",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = exports(__name__, _EXPORTS)

@@ -1,7 +1,18 @@
-"""Video-R1-style answer matching: how well one completion answers one question.
+"""Answer matching: how well one completion answers one question, in two scoring modes.
 
-The semantics mirror Video-R1's ``accuracy_reward`` (the reward MARC's C-GRPO builds on), one rule
-per ``problem_type``:
+``scoring="video_r1"`` (the default of ``marc train`` and ``marc eval``) is Video-R1's own code,
+quirks included: its training reward (:func:`marc.training.video_r1.accuracy_reward`) in training,
+its evaluation scorer (:func:`marc.training.video_r1.eval_reward`) in evaluation, its format
+reward (:func:`marc.training.video_r1.format_reward`). See :func:`training_score`,
+:func:`eval_score` and :func:`format_score`, which dispatch on the mode.
+
+``scoring="lenient"`` is the scorer below (:func:`score`, :func:`format_reward`), kept as an
+explicit option for archive questions, where a user's model answering ``"B. red"`` or ``3.0``
+should count. It is *not* what the paper measured: on multiple choice it accepts ``B.``, ``(B)``,
+``b``, ``B. red`` and even hedged ``B C``, which inflates a base model's accuracy.
+
+The lenient semantics loosely follow Video-R1's ``accuracy_reward`` (the reward MARC's C-GRPO
+builds on), one rule per ``problem_type``:
 
 - ``multiple choice``: the option letters match (1 or 0). Video-R1 compares the stripped strings;
   here ``"B"``, ``"B."``, ``"(B)"``, ``"b"`` and ``"B. red"`` all count as ``B``.
@@ -23,9 +34,22 @@ from __future__ import annotations
 import functools
 import math
 import re
+from typing import Literal
+
+from marc.training import video_r1
+
+Scoring = Literal["video_r1", "lenient"]
+#: The scoring modes: Video-R1's exact rules (the reproduction default), or the lenient scorer.
+SCORINGS: tuple[str, ...] = ("video_r1", "lenient")
 
 __all__ = [
+    "SCORINGS",
+    "Scoring",
+    "check_scoring",
     "correct_from_score",
+    "eval_score",
+    "format_score",
+    "training_score",
     "extract_answer",
     "find_answer",
     "format_reward",
@@ -161,24 +185,32 @@ def correct_from_score(problem_type: str, value: float, *, threshold: float = 0.
 
 
 def is_correct(
-    problem_type: str, completion: str, solution: str, *, threshold: float = 0.5
+    problem_type: str,
+    completion: str,
+    solution: str,
+    *,
+    threshold: float = 0.5,
+    scoring: Scoring = "lenient",
 ) -> bool:
     """Whether ``completion`` answers correctly: the indicator ``1[correct]`` of C-GRPO.
 
     Multiple choice and numerical answers are right or wrong (score 1). OCR, free-form and
     regression answers are graded, so they count as correct when their score reaches
     ``threshold`` (0.5 by default: at most half the words wrong, half the ROUGE overlap, or within
-    50 % relative error). This one choice defines ``1[correct_i]`` in the reward and the
-    accuracies ``a_comp`` and ``a_full`` of the maintenance term alike.
+    50 % relative error; ours: neither paper states one). This one choice defines
+    ``1[correct_i]`` in the reward and the accuracies ``a_comp`` and ``a_full`` of the
+    maintenance term alike. The score is the *training* score of ``scoring``
+    (:func:`training_score`); the trainer passes its config's ``scoring`` (``video_r1``).
 
     >>> is_correct("multiple choice", "<answer>C</answer>", "<answer>B</answer>")
     False
     >>> is_correct("regression", "<answer>12</answer>", "<answer>10</answer>")
     True
+    >>> is_correct("multiple choice", "(b)", "<answer>B</answer>", scoring="video_r1")
+    False
     """
-    return correct_from_score(
-        problem_type, score(problem_type, completion, solution), threshold=threshold
-    )
+    value = training_score(problem_type, completion, solution, scoring)
+    return correct_from_score(problem_type, value, threshold=threshold)
 
 
 def format_reward(completion: str) -> float:
@@ -192,3 +224,52 @@ def format_reward(completion: str) -> float:
     (0.0, 0.0)
     """
     return 1.0 if _FORMAT.fullmatch(completion) else 0.0
+
+
+# ----------------------------------------------------------------------------- scoring modes
+def check_scoring(scoring: str) -> str:
+    """``scoring`` when it is one of :data:`SCORINGS`, else a ``ValueError`` naming them."""
+    if scoring not in SCORINGS:
+        raise ValueError(f"scoring must be one of {', '.join(SCORINGS)}, got {scoring!r}")
+    return scoring
+
+
+def training_score(
+    problem_type: str, completion: str, solution: str, scoring: Scoring = "video_r1"
+) -> float:
+    """The accuracy reward of a training rollout: Video-R1's ``accuracy_reward`` or :func:`score`.
+
+    >>> training_score("multiple choice", "<answer>B.</answer>", "<answer>B</answer>")
+    0.0
+    >>> training_score("multiple choice", "<answer>B.</answer>", "<answer>B</answer>", "lenient")
+    1.0
+    """
+    if check_scoring(scoring) == "video_r1":
+        return video_r1.accuracy_reward(problem_type, completion, solution)
+    return score(problem_type, completion, solution)
+
+
+def eval_score(
+    problem_type: str, output: str, solution: str, scoring: Scoring = "video_r1"
+) -> float:
+    """The score of an evaluation answer: Video-R1's ``eval_bench.py`` ``reward_fn`` (MRA for
+    regression, 0 for OCR and free-form) or :func:`score`.
+
+    >>> eval_score("multiple choice", "B", "<answer>B</answer>")
+    1.0
+    """
+    if check_scoring(scoring) == "video_r1":
+        return video_r1.eval_reward(problem_type, output, solution)
+    return score(problem_type, output, solution)
+
+
+def format_score(completion: str, scoring: Scoring = "video_r1") -> float:
+    """The format reward: Video-R1's (no whitespace around the blocks) or :func:`format_reward`.
+
+    >>> format_score("<think>x</think><answer>B</answer>\\n"), format_score(
+    ...     "<think>x</think><answer>B</answer>\\n", "lenient")
+    (0.0, 1.0)
+    """
+    if check_scoring(scoring) == "video_r1":
+        return video_r1.format_reward(completion)
+    return format_reward(completion)

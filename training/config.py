@@ -1,10 +1,15 @@
 """Training configuration: one documented dataclass for C-GRPO and its SFT baseline, read from YAML.
 
-Every field carries the paper's name and default where the paper (MARC, arXiv 2510.07915) or the
-recipe it builds on (Video-R1's GRPO) gives one: ``G = 8`` rollouts at temperature 1.0 and top-p
-0.95, the clip ``epsilon = 0.2``, ``beta = 0.04`` (k3 KL to the reference), the maintenance
-threshold ``tau = 0.6`` and weight ``alpha = 1.0``, learning rate 1e-6, a 64-frame teacher and a
-one-frame student budget, a 5,000-sample training subset.
+Every field says whose value it is: **paper** (MARC, arXiv 2510.07915, states it), **Video-R1**
+(the recipe it builds on: ``src/r1-v/src/open_r1/grpo.py``, its trainer and
+``src/scripts/run_grpo_video.sh``), or **ours** (neither states it; our choice). The paper
+states ``G = 8`` rollouts, the maintenance threshold ``tau = 0.6`` and weight ``alpha = 1.0``,
+the reward form, the clipped objective with a KL term, learning rate 1e-6, a 64-frame teacher, a
+one-frame student budget and a 5,000-sample mixed training subset drawn at random. Video-R1
+gives rollouts at temperature 1.0 and top-p 0.95 of at most 768 tokens, ``beta = 0.04``, a cosine
+schedule, weight decay 0.01 and gradient clipping at 5, its prompt templates and scoring, and its
+T-GRPO and length bonuses (on in ``run_grpo_video.sh``; off here unless asked). Nothing else is
+called the paper's.
 
 The answer model and the compression are configured by the same
 :class:`~marc.memory.core.config.AnswerModelConfig` and
@@ -60,19 +65,26 @@ class TrainConfig:
             (``Qwen/Qwen2.5-VL-3B-Instruct``, the paper's student) or ``"tiny"`` (the generated
             random-weight model, in ``cache_dir``); the frozen reference model of the KL term is
             loaded from the same place. ``frames``: frames sampled across each video for the
-            teacher and, before compression, for the student (the paper's 64). ``frame_pixels``:
-            most pixels per frame (128*28*28, about 117 visual tokens per group). ``device``,
-            ``dtype``: where and in what precision the models run (``auto``: bfloat16 on CUDA,
-            float32 on CPU). ``backend`` must be ``transformers`` (training runs the model in
-            this process); the rollouts' length is ``max_completion_length``.
+            teacher and, before compression, for the student (the paper's 64), at most:
+            ``sample_fps`` (2 here, Video-R1's qwen-vl-utils rule; 0: always ``frames``) reads 2
+            frames per second of video, at least ``min_frames`` (4), so short clips get fewer.
+            ``frame_pixels``, ``min_frame_pixels``: the pixel bounds per frame (both 128*28*28
+            as Video-R1's qwen-vl-utils; the ceiling is then 105,369, 128-134 tokens a group).
+            ``device``, ``dtype``: where and in what precision the models run (``auto``:
+            bfloat16 on CUDA, float32 on CPU). ``backend`` must be ``transformers`` (training
+            runs the model in this process); the rollouts' length is ``max_completion_length``.
         teacher: the teacher's checkpoint (sees ``answer_model.frames`` uncompressed frames);
             ``None``: the same as ``answer_model.model`` (the paper's Qwen2.5-VL teacher of the
             same size). When it is the same, the frozen reference model doubles as the teacher.
         data: the training set, a Video-R1-format JSON list (``marc.training.data``).
         data_root: folder the records' ``path`` fields are relative to; ``None``: the JSON's
             folder.
-        subset_size: samples drawn from ``data`` (the paper's mixed 5k subset of Video-R1-260k,
-            stratified by source); ``0`` or a set no larger than this uses all of it.
+        subset_size: samples drawn from ``data`` (paper: a mixed 5k subset of Video-R1-260k,
+            randomly sampled); ``0`` or a set no larger than this uses all of it.
+        subset_stratify: ours, off: draw the subset stratified by problem type instead of at
+            random.
+        strict: ours: ``false`` skips invalid records and counts them on stderr (one bad
+            record does not abort loading 263 k); ``true`` fails on the first.
         output_dir: where checkpoints (``checkpoint-<step>``), TensorBoard logs (``runs``) and the
             final model (``final``) go.
         teacher_cache: the teacher-result cache (a_full per prompt, computed once); ``None``:
@@ -101,12 +113,45 @@ class TrainConfig:
         format_weight: weight of the format reward in the base reward.
         threshold: a score at or above this counts as correct (numeric/OCR/free-form answers).
         compression_reward: ``False`` gives plain GRPO (the ablation) on the same inputs.
+        scoring: how answers and the format are scored (Video-R1 / ours): ``"video_r1"``
+            (default: Video-R1's ``accuracy_reward`` and ``format_reward``, exactly, quirks
+            included; :mod:`marc.training.video_r1`) or ``"lenient"`` (the archive scorer of
+            :func:`marc.training.answers.score`).
+        prompt: ``"video_r1"`` (Video-R1: its ``grpo.py`` question and type templates, the
+            visual input and nothing else; they always ask for ``<think>``/``<answer>``) or
+            ``"marc"`` (ours: the archive prompt, each event's file, camera and times, and the
+            reasoning suffix when ``reasoning``).
+        a_comp_scope: ``"question"`` (ours): a_comp is the fraction of a question's ``G``
+            student rollouts that are correct (the paper defines it as the student's accuracy
+            without saying over what).
+        teacher_generations, teacher_temperature, teacher_top_p: how a_full is sampled (ours):
+            that many teacher rollouts on the full input (``None``: ``num_generations``,
+            ``temperature``, ``top_p``), computed once and cached (``teacher_cache``).
+        teacher_seed: ours: ``None`` seeds the teacher's rollouts of a sample by the sample
+            alone (a_full does not depend on when it is computed or on ``seed``); a number adds
+            it to that seed (and to the cache key).
+        eta_cap: ours: ``eta = a_comp / a_full`` is capped at this (``None``: uncapped; the
+            paper gives no cap, so a student beating the teacher earns more).
+        a_full_zero: ours: ``"no_bonus"``: when the teacher never answers right (a_full = 0,
+            eta undefined in the paper) there is no maintenance term.
+        temporal: Video-R1's T-GRPO (``--temporal true`` in ``run_grpo_video.sh``): ``G / 2``
+            more rollouts on the same frames in random order; when the ordered rollouts' mean
+            accuracy reward is at least 0.8 times the shuffled ones', every ordered rollout with
+            accuracy reward > 0.1 gets +0.3. Off by default (not in the paper).
+        len_control: Video-R1's length bonus (``--len_control true``): when more than one
+            rollout has accuracy reward > 0.1, those of 320 to 512 tokens get +0.2. Off by
+            default (not in the paper).
 
     Optimisation:
-        learning_rate: AdamW learning rate (the paper's 1e-6).
-        weight_decay, adam_beta1, adam_beta2, max_grad_norm: AdamW and clipping.
-        lr_scheduler: ``constant``, ``linear`` or ``cosine`` (decaying to 0 at the last step).
-        warmup_ratio: fraction of the steps with linear warm-up.
+        learning_rate: AdamW learning rate (paper and Video-R1: 1e-6).
+        weight_decay: AdamW weight decay (Video-R1: 0.01).
+        adam_beta1, adam_beta2: AdamW's betas (ours: PyTorch's and TRL's 0.9, 0.999).
+        max_grad_norm: gradient clipping (Video-R1: 5).
+        lr_scheduler: ``constant``, ``linear`` or ``cosine`` (decaying to 0 at the last step;
+            Video-R1: cosine).
+        warmup_ratio: fraction of the steps with linear warm-up (Video-R1: none).
+        freeze_vision_tower: ours, must be ``true``: the vision tower is frozen (its rows are
+            computed once per sample and compressed); Video-R1 trains the whole model.
         epochs: passes over the subset.
         batch: prompts per micro-batch (each brings ``num_generations`` rollouts in GRPO).
         gradient_accumulation: micro-batches per optimizer step.
@@ -127,11 +172,13 @@ class TrainConfig:
 
     method: Method = "grpo"
     # model and data
-    answer_model: AnswerModelConfig = field(default_factory=AnswerModelConfig)
+    answer_model: AnswerModelConfig = field(default_factory=lambda: _answer_model({}))
     teacher: str | None = None
     data: str = ""
     data_root: str | None = None
-    subset_size: int = 5000
+    subset_size: int = 5000  # paper: a 5K mixed subset, randomly sampled
+    subset_stratify: bool = False  # ours (option)
+    strict: bool = False  # ours
     output_dir: str = ""
     teacher_cache: str | None = None
     # inputs
@@ -139,31 +186,43 @@ class TrainConfig:
     reasoning: bool = True
     student_input: Literal["compressed", "full"] = "compressed"
     # rollouts and reward
-    num_generations: int = 8
-    temperature: float = 1.0
-    top_p: float = 0.95
-    max_completion_length: int = 768
-    epsilon: float = 0.2
-    beta: float = 0.04
-    num_iterations: int = 1
-    tau: float = 0.6
-    alpha: float = 1.0
-    format_weight: float = 1.0
-    threshold: float = 0.5
-    compression_reward: bool = True
+    num_generations: int = 8  # paper: G = 8 (Video-R1 too)
+    temperature: float = 1.0  # Video-R1 (its trainer's GenerationConfig)
+    top_p: float = 0.95  # Video-R1
+    max_completion_length: int = 768  # Video-R1 (run_grpo_video.sh)
+    epsilon: float = 0.2  # ours (the paper's clipped objective gives no value; TRL's default)
+    beta: float = 0.04  # Video-R1 (run_grpo_video.sh)
+    num_iterations: int = 1  # Video-R1 (one update per batch of rollouts)
+    tau: float = 0.6  # paper
+    alpha: float = 1.0  # paper
+    format_weight: float = 1.0  # Video-R1 (accuracy + format rewards, summed)
+    threshold: float = 0.5  # ours: the score at which graded answers count as correct
+    compression_reward: bool = True  # paper (false: the plain GRPO ablation)
+    scoring: Literal["video_r1", "lenient"] = "video_r1"  # Video-R1's reward, exactly
+    prompt: Literal["video_r1", "marc"] = "video_r1"  # Video-R1's templates
+    a_comp_scope: Literal["question"] = "question"  # ours: over a question's G rollouts
+    teacher_generations: int | None = None  # ours: None = num_generations
+    teacher_temperature: float | None = None  # ours: None = temperature
+    teacher_top_p: float | None = None  # ours: None = top_p
+    teacher_seed: int | None = None  # ours: None = seeded by the sample alone
+    eta_cap: float | None = None  # ours: uncapped
+    a_full_zero: Literal["no_bonus"] = "no_bonus"  # ours: a_full = 0 gives no maintenance term
+    temporal: bool = False  # Video-R1's T-GRPO (on in run_grpo_video.sh; not in the paper)
+    len_control: bool = False  # Video-R1's length bonus (on in run_grpo_video.sh)
     # optimisation
-    learning_rate: float = 1e-6
-    weight_decay: float = 0.0
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    max_grad_norm: float = 1.0
-    lr_scheduler: Literal["constant", "linear", "cosine"] = "constant"
-    warmup_ratio: float = 0.0
-    epochs: int = 1
-    batch: int = 1
-    gradient_accumulation: int = 1
-    max_steps: int | None = None
-    seed: int = 42
+    learning_rate: float = 1e-6  # paper (Video-R1 too)
+    weight_decay: float = 0.01  # Video-R1
+    adam_beta1: float = 0.9  # ours (PyTorch / TRL default)
+    adam_beta2: float = 0.999  # ours (PyTorch / TRL default)
+    max_grad_norm: float = 5.0  # Video-R1
+    lr_scheduler: Literal["constant", "linear", "cosine"] = "cosine"  # Video-R1
+    warmup_ratio: float = 0.0  # Video-R1 (none)
+    freeze_vision_tower: bool = True  # ours (Video-R1 trains it; ours precomputes its rows)
+    epochs: int = 1  # Video-R1 (num_train_epochs 1)
+    batch: int = 1  # Video-R1 (1 prompt per device; it runs 4 GPUs)
+    gradient_accumulation: int = 1  # Video-R1 (1; 4 prompts per step across its 4 GPUs)
+    max_steps: int | None = None  # ours (None: epochs decide)
+    seed: int = 42  # ours
     # bookkeeping
     save_steps: int = 100
     logging_steps: int = 1
@@ -213,6 +272,37 @@ class TrainConfig:
         need(self.subset_size >= 0, "subset_size must be >= 0 (0: all samples)")
         need(self.save_steps >= 1, "save_steps must be >= 1")
         need(self.logging_steps >= 1, "logging_steps must be >= 1")
+        need(
+            self.prompt in ("video_r1", "marc"),
+            f"prompt must be video_r1 or marc, got {self.prompt!r}",
+        )
+        need(self.a_comp_scope == "question", "a_comp_scope must be question (the only one)")
+        need(self.a_full_zero == "no_bonus", "a_full_zero must be no_bonus (the only one)")
+        need(
+            self.freeze_vision_tower is True,
+            "freeze_vision_tower must be true: the trainer precomputes the tower's rows",
+        )
+        need(
+            self.teacher_generations is None or self.teacher_generations >= 1,
+            "teacher_generations must be >= 1 or null (null: num_generations)",
+        )
+        need(
+            self.teacher_temperature is None or self.teacher_temperature > 0,
+            "teacher_temperature must be > 0 or null (null: temperature)",
+        )
+        need(
+            self.teacher_top_p is None or 0 < self.teacher_top_p <= 1,
+            "teacher_top_p must be in (0, 1] or null (null: top_p)",
+        )
+        need(self.eta_cap is None or self.eta_cap > 0, "eta_cap must be > 0 or null (uncapped)")
+        need(
+            not self.temporal or self.num_generations >= 2,
+            "temporal needs num_generations >= 2 (G / 2 shuffled rollouts)",
+        )
+        need(
+            self.scoring in ("video_r1", "lenient"),
+            f"scoring must be video_r1 or lenient, got {self.scoring!r}; set scoring: video_r1",
+        )
         need(
             self.lr_scheduler in ("constant", "linear", "cosine"),
             f"lr_scheduler must be constant, linear or cosine, got {self.lr_scheduler!r}",
@@ -276,11 +366,24 @@ class TrainConfig:
         for key in values:
             if key not in _FIELDS:
                 raise ValueError(f"unknown key {key!r} (see marc.training.config.TrainConfig)")
-        built = {name: cls_(**sections[name]) for name, cls_ in _SECTIONS.items()}
+        built = {
+            "answer_model": _answer_model(sections["answer_model"]),
+            "compression": CompressionConfig(**sections["compression"]),
+        }
         return cls(**values, **built)
 
 
 _FIELDS = {f.name for f in fields(TrainConfig)} - {"extra"}
+
+#: Video-R1's sampling (its qwen-vl-utils): 2 frames per second of video, at least 4, at most
+#: ``answer_model.frames`` (64 here, the paper's teacher; Video-R1 trains with 16). Training and
+#: evaluation default to it; a YAML section may set ``sample_fps: 0`` for always ``frames``.
+TRAIN_SAMPLE_FPS = 2.0
+
+
+def _answer_model(values: dict[str, Any]) -> AnswerModelConfig:
+    """The ``answer_model:`` section, with training's default sampling (``sample_fps`` 2)."""
+    return AnswerModelConfig(**{"sample_fps": TRAIN_SAMPLE_FPS, **values})
 
 
 def load_config(path: str | Path, **overrides: Any) -> TrainConfig:
@@ -311,7 +414,9 @@ def load_config(path: str | Path, **overrides: Any) -> TrainConfig:
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: expected a mapping of config keys, got {type(raw).__name__}")
     values = {**raw, **{k: v for k, v in overrides.items() if v is not None}}
-    for key in ("learning_rate", "epsilon", "beta", "tau", "alpha", "temperature", "top_p"):
+    for key in ("learning_rate", "epsilon", "beta", "tau", "alpha", "temperature", "top_p",
+                "weight_decay", "max_grad_norm", "eta_cap", "teacher_temperature",
+                "teacher_top_p"):  # fmt: skip
         if isinstance(values.get(key), str):  # YAML reads 1e-6 as a string
             try:
                 values[key] = float(values[key])

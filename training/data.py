@@ -41,8 +41,11 @@ __all__ = [
     "benchmark_name",
     "load_dataset",
     "load_dataset_report",
+    "load_samples",
     "missing_media",
     "mixed_subset",
+    "random_subset",
+    "summarize_problems",
     "question_text",
     "write_dataset",
 ]
@@ -288,6 +291,65 @@ def load_dataset_report(
         DataError: the file as a whole is not JSON/JSONL.
     """
     return _load(path, root, strict=False)
+
+
+def load_samples(
+    path: str | os.PathLike[str],
+    *,
+    root: str | os.PathLike[str] | None = None,
+    strict: bool = False,
+) -> tuple[list[Sample], list[str]]:
+    """What ``marc train`` and ``marc eval`` read: the valid samples and one line per skipped
+    record (``strict``: the first bad record raises instead).
+
+    One bad record in Video-R1-260k's 263 k does not abort the run; the skipped ones are
+    counted (:func:`summarize_problems`). A file with no valid record at all is an error.
+
+    Raises:
+        DataError: the file is not JSON/JSONL, ``strict`` and a record is invalid, or no
+            record is valid (the message names the first problem).
+    """
+    samples, problems = _load(path, root, strict)
+    if problems and not samples:
+        raise DataError(path, None, f"no valid record ({len(problems)} bad; first: {problems[0]})")
+    return samples, problems
+
+
+def summarize_problems(problems: Sequence[str]) -> str:
+    """One line: how many records were skipped, by problem, most frequent first.
+
+    >>> summarize_problems(["f: record 3: missing 'path'", "f: record 9: missing 'path'",
+    ...                     "f: record 4: 'options' must be a list of strings"])
+    "skipped 3 records: 2 missing 'path' (first: record 3), 1 'options' must be a list of \
+strings (first: record 4)"
+    """
+    by: dict[str, list[str]] = {}
+    for line in problems:
+        head, _, problem = line.rpartition(": record ")
+        index, _, what = problem.partition(": ")
+        by.setdefault(what or line, []).append(index)
+    parts = [
+        f"{len(ix)} {what} (first: record {ix[0]})"
+        for what, ix in sorted(by.items(), key=lambda kv: -len(kv[1]))
+    ]
+    return f"skipped {len(problems)} record{'s' * (len(problems) != 1)}: " + ", ".join(parts)
+
+
+def random_subset(samples: Sequence[Sample], n: int = 5000, *, seed: int = 0) -> list[Sample]:
+    """``n`` samples drawn uniformly at random (seeded), in the input's order: the paper's
+    "5K mixed subset randomly sampled" from Video-R1-260k (all of them when ``n`` is larger).
+
+    >>> pool = [Sample(str(i), "q", "numerical", (), "<answer>1</answer>", Path("/v.mp4"),
+    ...                "video") for i in range(10)]
+    >>> [s.problem_id for s in random_subset(pool, 3, seed=0)]
+    ['0', '6', '9']
+    """
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    if n >= len(samples):
+        return list(samples)
+    chosen = random.Random(seed).sample(range(len(samples)), n)
+    return [samples[i] for i in sorted(chosen)]
 
 
 def missing_media(samples: Sequence[Sample]) -> list[Sample]:

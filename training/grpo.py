@@ -33,6 +33,7 @@ from typing import Any
 
 import torch
 
+from marc.training.answers import training_score
 from marc.training.config import TrainConfig
 from marc.training.data import Sample
 from marc.training.policy import (
@@ -42,7 +43,14 @@ from marc.training.policy import (
     generate_rollouts,
     seeded,
 )
-from marc.training.rewards import CGRPOReward, RolloutRewards, accuracy, group_advantages
+from marc.training.rewards import (
+    CGRPOReward,
+    RolloutRewards,
+    accuracy,
+    group_advantages,
+    length_bonus,
+    temporal_bonus,
+)
 from marc.training.teacher_cache import TeacherCache, TeacherResult
 from marc.training.trainer import Trainer, load_frozen, resolve_model
 
@@ -143,6 +151,8 @@ class GRPOTrainer(Trainer):
             format_weight=c.format_weight,
             threshold=c.threshold,
             compression_reward=c.compression_reward,
+            scoring=c.scoring,
+            eta_cap=c.eta_cap,
         )
         # the reference model: the starting checkpoint, frozen (also on resume)
         self.ref = load_frozen(self.model_dir, c.answer_model) if c.beta > 0 else None
@@ -158,13 +168,36 @@ class GRPOTrainer(Trainer):
         self.teacher_prompts = PromptCache()
         self.teacher_id = _fingerprint(teacher_dir)
         self.teacher_setting = (
-            f"frames={c.answer_model.frames};G={c.num_generations};temperature={c.temperature};"
-            f"top_p={c.top_p};max_tokens={c.max_completion_length};reasoning={c.reasoning};"
+            f"frames={c.answer_model.frames};G={self.teacher_g};"
+            f"temperature={self.teacher_temperature};"
+            f"top_p={self.teacher_top_p};max_tokens={c.max_completion_length};"
+            f"reasoning={c.reasoning};"
             f"pixels={c.answer_model.frame_pixels};threshold={c.threshold}"
+            f";min_pixels={c.answer_model.min_frame_pixels};fps={c.answer_model.sample_fps}"
+            f";min_frames={c.answer_model.min_frames}"
+            + ("" if c.prompt == "marc" else f";prompt={c.prompt}")
+            + ("" if c.teacher_seed is None else f";teacher_seed={c.teacher_seed}")
+            + ("" if c.scoring == "lenient" else f";scoring={c.scoring}")  # lenient: old caches
         )
         self.output.mkdir(parents=True, exist_ok=True)
         self.teacher_cache = TeacherCache(c.teacher_cache_path)
         self.teacher_calls = 0  # samples whose teacher rollouts were computed in this process
+
+    @property
+    def teacher_g(self) -> int:
+        """Teacher rollouts per sample for a_full (``teacher_generations`` or ``G``)."""
+        return self.config.teacher_generations or self.config.num_generations
+
+    @property
+    def teacher_temperature(self) -> float:
+        c = self.config
+        return c.teacher_temperature if c.teacher_temperature is not None else c.temperature
+
+    @property
+    def teacher_top_p(self) -> float:
+        return self.config.teacher_top_p if self.config.teacher_top_p is not None else (
+            self.config.top_p
+        )  # fmt: skip
 
     def updates_per_step(self) -> int:
         return self.config.num_iterations
@@ -181,22 +214,26 @@ class GRPOTrainer(Trainer):
 
             def build(sample=sample) -> dict:
                 prepared = self.teacher_inputs.prepare(
-                    sample, "full", frames=c.answer_model.frames, reasoning=c.reasoning
-                )
+                    sample, "full", frames=c.answer_model.frames, reasoning=c.reasoning,
+                    prompt=c.prompt, stage="train",
+                )  # fmt: skip
                 return self.teacher_backend.inputs(prepared.prompt)
 
             prompt = self.teacher_prompts.get(sample.key(), build)
-            with seeded("teacher", sample.key()):
+            parts = ("teacher", sample.key()) if c.teacher_seed is None else (
+                "teacher", c.teacher_seed, sample.key()
+            )  # fmt: skip
+            with seeded(*parts):
                 roll = generate_rollouts(
                     self.teacher,
                     self.teacher_backend.tokenizer,
                     prompt,
-                    c.num_generations,
-                    temperature=c.temperature,
-                    top_p=c.top_p,
+                    self.teacher_g,
+                    temperature=self.teacher_temperature,
+                    top_p=self.teacher_top_p,
                     max_new_tokens=c.max_completion_length,
                 )
-            acc = accuracy(sample.problem_type, sample.solution, roll.texts, c.threshold)
+            acc = accuracy(sample.problem_type, sample.solution, roll.texts, c.threshold, c.scoring)
             out.append(TeacherResult(roll.texts, acc))
         return out
 
@@ -233,6 +270,7 @@ class GRPOTrainer(Trainer):
                 sample.problem_type, sample.solution, roll.texts, a_full[i],
                 data_type=sample.data_type,
             )  # fmt: skip
+            self.video_r1_bonuses(step, i, sample, roll, rewards)
             adv = group_advantages(rewards.rewards, G).to(self.model.device)
             old = ref = None
             with torch.no_grad():
@@ -246,6 +284,41 @@ class GRPOTrainer(Trainer):
                     )
             groups.append(Group(prompt, roll, rewards, adv, old, ref))
         return groups
+
+    def video_r1_bonuses(
+        self, step: int, i: int, sample: Sample, roll: Rollouts, rewards: RolloutRewards
+    ) -> None:
+        """Add Video-R1's T-GRPO and length bonuses to ``rewards`` (``temporal``,
+        ``len_control``; :func:`~marc.training.rewards.temporal_bonus`,
+        :func:`~marc.training.rewards.length_bonus`). Both read the accuracy rewards
+        (``rewards.scores``) before any bonus, as Video-R1's ``rewards_per_func[:, 0]``."""
+        c = self.config
+        extra = [0.0] * len(rewards.rewards)
+        if c.temporal and sample.data_type == "video":
+            prepared = self.inputs.prepare(
+                sample, c.student_input, frames=c.answer_model.frames,
+                budget=c.compression.budget, reasoning=c.reasoning, prompt=c.prompt,
+                stage="train", shuffle_seed=seeded("shuffle", c.seed, step, i).seed,
+            )  # fmt: skip
+            with seeded(c.seed, step, i, "shuffled"):
+                shuffled = generate_rollouts(
+                    self.model, self.tokenizer, self.backend.inputs(prepared.prompt),
+                    max(1, c.num_generations // 2), temperature=c.temperature, top_p=c.top_p,
+                    max_new_tokens=c.max_completion_length,
+                )  # fmt: skip
+            s_scores = [
+                training_score(sample.problem_type, t, sample.solution, c.scoring)
+                for t in shuffled.texts
+            ]
+            extra = [
+                e + b for e, b in zip(extra, temporal_bonus(rewards.scores, s_scores), strict=True)
+            ]
+        if c.len_control:
+            lengths = roll.lengths.tolist()
+            extra = [
+                e + b for e, b in zip(extra, length_bonus(rewards.scores, lengths), strict=True)
+            ]
+        rewards.rewards = [r + e for r, e in zip(rewards.rewards, extra, strict=True)]
 
     def update(self, groups: list[Group]) -> dict[str, float]:
         """``num_iterations`` AdamW updates on the loss averaged over ``groups``."""

@@ -32,10 +32,15 @@ if TYPE_CHECKING:  # torch and the answer model load only when inputs are built 
     from marc.compression.vlm.backend import VLMBackend
     from marc.compression.vlm.vision import VisionTower
 
-__all__ = ["MODES", "InputBuilder", "whole_video"]
+__all__ = ["MODES", "PROMPTS", "InputBuilder", "whole_video"]
 
 Mode = Literal["full", "uniform", "compressed"]
 MODES: tuple[str, ...] = ("full", "uniform", "compressed")
+#: How the question is put: Video-R1's own templates (``video_r1``: its ``grpo.py`` template in
+#: training, its ``eval_bench.py`` one in evaluation; nothing but the visual input and the
+#: question) or MARC's archive prompt (``marc``: an intro, the file/camera/time of each event,
+#: the question, the reasoning suffix when asked).
+PROMPTS: tuple[str, ...] = ("video_r1", "marc")
 
 
 def whole_video(sample: Sample) -> EventRef:
@@ -94,7 +99,12 @@ class InputBuilder:
         if compression is None and not isinstance(config, AnswerModelConfig):
             compression = config  # a Settings holds both
         backend = TransformersBackend(model, processor)
-        vision = VisionTower(backend.visual, processor, frame_pixels=answer_model.frame_pixels)
+        vision = VisionTower(
+            backend.visual,
+            processor,
+            frame_pixels=answer_model.frame_pixels,
+            min_pixels=answer_model.min_frame_pixels,
+        )
         return cls(backend, vision, answer_model, compression)
 
     def _answerer(self, frames: int) -> Answerer:
@@ -117,24 +127,43 @@ class InputBuilder:
         budget: int = 1,
         reasoning: bool = False,
         hits: Sequence[EventRef] | None = None,
+        prompt: str = "marc",
+        stage: str = "eval",
+        shuffle_seed: int | None = None,
     ) -> Prepared:
         """The prompt (with precomputed visual rows) of ``sample`` in ``mode``.
 
+        ``prompt="video_r1"`` asks exactly as Video-R1 does (:func:`~marc.training.video_r1.
+        question_prompt` of ``stage``, ``"train"`` or ``"eval"``): its template always asks for
+        ``<think>``/``<answer>``, so ``reasoning`` is not used; ``"marc"`` is the answer path's
+        archive prompt. ``shuffle_seed`` puts the sampled frames in a random order (T-GRPO).
+
         Raises:
-            ValueError: unknown ``mode``.
+            ValueError: unknown ``mode`` or ``prompt``.
             MediaError: the sample's file is missing or unreadable.
         """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-        question = question_text(sample)
+        if prompt not in PROMPTS:
+            raise ValueError(f"prompt must be one of {', '.join(PROMPTS)}, got {prompt!r}")
+        if prompt == "video_r1":
+            from marc.training.video_r1 import question_prompt
+
+            question = question_prompt(
+                sample.problem, sample.problem_type, sample.options, stage=stage
+            )
+            reasoning, listing = False, False  # the template carries its own instructions
+        else:
+            question, listing = question_text(sample), True
         if sample.data_type == "image":
             return self._image(sample, question, reasoning)
         n = uniform_frames if mode == "uniform" else frames
         if hits is None:
             hits = [whole_video(sample)]
         return self._answerer(n).prepare(
-            question, hits, budget=budget if mode == "compressed" else None, reasoning=reasoning
-        )
+            question, hits, budget=budget if mode == "compressed" else None, reasoning=reasoning,
+            listing=listing, shuffle_seed=shuffle_seed,
+        )  # fmt: skip
 
     def _image(self, sample: Sample, question: str, reasoning: bool) -> Prepared:
         """One image: two copies of the picture make one temporal group (Qwen2.5-VL's rule)."""
@@ -174,6 +203,8 @@ class InputBuilder:
             started=0.0,
         )
 
-    def answer(self, prepared: Prepared, *, temperature: float = 0.0) -> Answer:
+    def answer(self, prepared: Prepared, *, temperature: float = 0.0, top_p: float = 1.0) -> Answer:
         """Generate the answer to a prepared prompt (greedy by default)."""
-        return self._answerer(self.config.frames).generate(prepared, temperature=temperature)
+        return self._answerer(self.config.frames).generate(
+            prepared, temperature=temperature, top_p=top_p
+        )

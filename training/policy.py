@@ -84,7 +84,9 @@ class Rollouts:
         ids: ``[G, T]`` completion tokens, right-padded (``T`` the longest, ending at the first
             end-of-turn token included).
         mask: ``[G, T]`` 1 on a completion's tokens (its end-of-turn token included), 0 on padding.
-        texts: the decoded completions (special tokens dropped).
+        texts: the decoded completions (special tokens dropped, not stripped: Video-R1's
+            ``batch_decode(..., skip_special_tokens=True)``, whose format reward fails
+            whitespace before ``<think>`` or after ``</answer>``).
     """
 
     ids: torch.Tensor
@@ -138,7 +140,7 @@ def generate_rollouts(
         mask = torch.zeros_like(ids)
     ids = ids.masked_fill(mask == 0, tokenizer.pad_token_id)
     texts = [
-        tokenizer.decode(row[m.bool()], skip_special_tokens=True).strip()
+        tokenizer.decode(row[m.bool()], skip_special_tokens=True)
         for row, m in zip(ids, mask, strict=True)
     ]
     return Rollouts(ids, mask, texts)

@@ -4,7 +4,8 @@ For a question with ``G`` completions ``o_i`` of the student (who sees the compr
 
     R_i = r_i + 1[correct_i] * alpha * max(0, eta - tau)        eta = a_comp / a_full
 
-``r_i`` is the base reward (the answer score of Video-R1 plus a format reward), ``a_comp`` the
+``r_i`` is the base reward (the answer score plus a format reward: Video-R1's own
+``accuracy_reward`` and ``format_reward`` with ``scoring="video_r1"``, the default), ``a_comp`` the
 fraction of the ``G`` student completions that are correct and ``a_full`` the accuracy of the
 teacher on the same question with the full 64-frame input (see
 :mod:`marc.training.teacher_cache`). Correct completions earn the bonus when the compressed student
@@ -29,7 +30,14 @@ from dataclasses import dataclass
 
 import torch
 
-from marc.training.answers import correct_from_score, format_reward, is_correct, score
+from marc.training.answers import (
+    Scoring,
+    check_scoring,
+    correct_from_score,
+    format_score,
+    is_correct,
+    training_score,
+)
 
 __all__ = [
     "ALPHA",
@@ -40,7 +48,9 @@ __all__ = [
     "accuracy",
     "c_grpo_reward",
     "group_advantages",
+    "length_bonus",
     "maintenance",
+    "temporal_bonus",
 ]
 
 TAU = 0.6  # the paper's tau: the share of the teacher's accuracy the student must keep for a bonus
@@ -54,13 +64,19 @@ def _check_accuracy(name: str, value: float) -> None:
         raise ValueError(f"{name} must be an accuracy in [0, 1], got {value}")
 
 
-def maintenance(a_comp: float, a_full: float, *, tau: float = TAU) -> float:
-    """The maintenance term ``max(0, a_comp / a_full - tau)``; 0 when ``a_full = 0``.
+def maintenance(
+    a_comp: float, a_full: float, *, tau: float = TAU, eta_cap: float | None = None
+) -> float:
+    """The maintenance term ``max(0, min(a_comp / a_full, eta_cap) - tau)``; 0 when
+    ``a_full = 0`` (ours: the paper leaves eta undefined there).
 
-    ``eta`` may exceed 1 when the student beats the teacher; the term is not capped.
+    ``eta`` may exceed 1 when the student beats the teacher; it is not capped unless
+    ``eta_cap`` is given (ours: the paper gives no cap).
 
     >>> round(maintenance(0.9, 1.0), 6), maintenance(0.5, 1.0), maintenance(0.5, 0.0)
     (0.3, 0.0, 0.0)
+    >>> round(maintenance(1.0, 0.5), 6), round(maintenance(1.0, 0.5, eta_cap=1.0), 6)
+    (1.4, 0.4)
 
     Raises:
         ValueError: an accuracy is outside [0, 1].
@@ -69,7 +85,47 @@ def maintenance(a_comp: float, a_full: float, *, tau: float = TAU) -> float:
     _check_accuracy("a_full", a_full)
     if a_full == 0.0:
         return 0.0
-    return max(0.0, a_comp / a_full - tau)
+    eta = a_comp / a_full
+    if eta_cap is not None:
+        eta = min(eta, eta_cap)
+    return max(0.0, eta - tau)
+
+
+def length_bonus(accuracy: Sequence[float], lengths: Sequence[int]) -> list[float]:
+    """Video-R1's length bonus (``--len_control``), per rollout of one question.
+
+    Video-R1 ``src/r1-v/src/open_r1/trainer/grpo_trainer.py``, ``compute_loss``: when more than
+    one rollout has an accuracy reward above 0.1, each of those whose completion is 320 to 512
+    tokens long (its end-of-turn token included) gets +0.2.
+
+    >>> length_bonus([1.0, 1.0, 0.0, 0.5], [400, 600, 400, 320])
+    [0.2, 0.0, 0.0, 0.2]
+    >>> length_bonus([1.0, 0.0], [400, 400])  # only one right: no bonus
+    [0.0, 0.0]
+    """
+    selected = [i for i, a in enumerate(accuracy) if a > 0.1]
+    if len(selected) <= 1:
+        return [0.0] * len(accuracy)
+    return [0.2 if i in selected and 320 <= int(n) <= 512 else 0.0 for i, n in enumerate(lengths)]
+
+
+def temporal_bonus(accuracy: Sequence[float], shuffled: Sequence[float]) -> list[float]:
+    """Video-R1's T-GRPO bonus (``--temporal``), per rollout of one question.
+
+    Video-R1 ``grpo_trainer.py``, ``compute_loss``: ``G / 2`` more rollouts answer from the same
+    frames in random order; when the ordered rollouts' mean accuracy reward is at least 0.8 times
+    the shuffled ones', every ordered rollout with accuracy reward above 0.1 gets +0.3.
+
+    >>> temporal_bonus([1.0, 0.0], [1.0, 1.0]), temporal_bonus([1.0, 0.0], [0.0, 0.0])
+    ([0.0, 0.0], [0.3, 0.0])
+    """
+    if not accuracy or not shuffled:
+        return [0.0] * len(accuracy)
+    ordered_mean = sum(accuracy) / len(accuracy)
+    shuffled_mean = sum(shuffled) / len(shuffled)
+    if ordered_mean >= 0.8 * shuffled_mean:
+        return [0.3 if a > 0.1 else 0.0 for a in accuracy]
+    return [0.0] * len(accuracy)
 
 
 def c_grpo_reward(
@@ -120,18 +176,28 @@ def group_advantages(rewards: Sequence[float] | torch.Tensor, group_size: int) -
 
 
 def accuracy(
-    problem_type: str, solution: str, completions: Sequence[str], threshold: float = 0.5
+    problem_type: str,
+    solution: str,
+    completions: Sequence[str],
+    threshold: float = 0.5,
+    scoring: Scoring = "video_r1",
 ) -> float:
     """The fraction of ``completions`` that are correct (:func:`~marc.training.answers.is_correct`).
 
     Used for the teacher's ``a_full``; the student's ``a_comp`` is the same over its completions.
 
     >>> accuracy("numerical", "<answer>4</answer>", ["<answer>4</answer>", "5", "4.0", "four"])
+    0.25
+    >>> accuracy("numerical", "<answer>4</answer>", ["<answer>4</answer>", "5", "4.0", "four"],
+    ...          scoring="lenient")
     0.5
     """
     if not completions:
         raise ValueError("accuracy of no completions is undefined")
-    hits = sum(is_correct(problem_type, c, solution, threshold=threshold) for c in completions)
+    hits = sum(
+        is_correct(problem_type, c, solution, threshold=threshold, scoring=scoring)
+        for c in completions
+    )
     return hits / len(completions)
 
 
@@ -170,6 +236,10 @@ class CGRPOReward:
             ``r_i = score_i + format_weight * format_i``; 0 disables it.
         threshold: score at which graded answers (OCR, free-form, regression) count as correct.
         compression_reward: add the maintenance term; ``False`` gives plain GRPO rewards.
+        eta_cap: cap on ``eta = a_comp / a_full`` (``None``: uncapped).
+        scoring: ``"video_r1"`` (Video-R1's ``accuracy_reward`` and ``format_reward``, exactly)
+            or ``"lenient"`` (:func:`marc.training.answers.score`); see
+            :mod:`marc.training.answers`.
     """
 
     tau: float = TAU
@@ -177,8 +247,11 @@ class CGRPOReward:
     format_weight: float = 1.0
     threshold: float = 0.5
     compression_reward: bool = True
+    scoring: Scoring = "video_r1"
+    eta_cap: float | None = None
 
     def __post_init__(self) -> None:
+        check_scoring(self.scoring)
         if self.tau < 0:
             raise ValueError(f"tau must be >= 0, got {self.tau}")
         if self.alpha < 0:
@@ -208,15 +281,17 @@ class CGRPOReward:
             raise ValueError("no completions to reward")
         if data_type not in ("video", "image"):
             raise ValueError(f"data_type must be 'video' or 'image', got {data_type!r}")
-        scores = [score(sample_problem_type, c, solution) for c in completions]
+        scores = [
+            training_score(sample_problem_type, c, solution, self.scoring) for c in completions
+        ]
         correct = [
             correct_from_score(sample_problem_type, s, threshold=self.threshold) for s in scores
         ]
-        formats = [format_reward(c) for c in completions]
+        formats = [format_score(c, self.scoring) for c in completions]
         a_comp = sum(correct) / len(correct)
         term = 0.0
         if self.compression_reward and a_full is not None and data_type == "video":
-            term = maintenance(a_comp, a_full, tau=self.tau)
+            term = maintenance(a_comp, a_full, tau=self.tau, eta_cap=self.eta_cap)
         elif a_full is not None:
             _check_accuracy("a_full", a_full)
         rewards = [

@@ -14,6 +14,8 @@ def train(
     output_dir: str | None = None,
     resume: bool | None = None,
     max_steps: int | None = None,
+    scoring: str | None = None,
+    strict: bool | None = None,
 ) -> Path:
     """Load the config, train, and return the final (or last saved) model folder.
 
@@ -24,8 +26,9 @@ def train(
     from marc.training.config import load_config
 
     config = load_config(
-        config_file, method=method, output_dir=output_dir, resume=resume, max_steps=max_steps
-    )
+        config_file, method=method, output_dir=output_dir, resume=resume, max_steps=max_steps,
+        scoring=scoring, strict=strict,
+    )  # fmt: skip
     if not Path(config.data).is_file():
         raise ValueError(f"{config_file}: data file {config.data} does not exist; set data:")
     if method == "grpo":

@@ -40,7 +40,13 @@ import torch
 
 from marc.memory.core.config import AnswerModelConfig
 from marc.training.config import TrainConfig
-from marc.training.data import Sample, load_dataset, mixed_subset
+from marc.training.data import (
+    Sample,
+    load_samples,
+    mixed_subset,
+    random_subset,
+    summarize_problems,
+)
 from marc.training.policy import PromptCache
 
 __all__ = ["Trainer", "latest_checkpoint", "load_frozen", "resolve_model"]
@@ -84,7 +90,9 @@ class Trainer:
     Args:
         config: the run's configuration.
         samples: the training samples; default: ``config.data`` read and subset to
-            ``config.subset_size`` (stratified by problem type, seeded).
+            ``config.subset_size`` (a seeded random sample; stratified by problem type with
+            ``subset_stratify``); bad records are skipped and counted on stderr (``strict``:
+            the first one raises).
     """
 
     method = "base"
@@ -95,10 +103,17 @@ class Trainer:
 
         self.config = config
         self.output = config.output_path
+        self.data_problems: list[str] = []
         if samples is None:
-            samples = load_dataset(config.data, root=config.data_root)
-            if config.subset_size:
+            samples, self.data_problems = load_samples(
+                config.data, root=config.data_root, strict=config.strict
+            )
+            if self.data_problems:  # reported, not fatal (``strict: true`` fails instead)
+                print(f"{config.data}: {summarize_problems(self.data_problems)}", file=sys.stderr)
+            if config.subset_size and config.subset_stratify:
                 samples = mixed_subset(samples, config.subset_size, seed=config.seed)
+            elif config.subset_size:
+                samples = random_subset(samples, config.subset_size, seed=config.seed)
         if not samples:
             raise ValueError(f"{config.data}: no training samples")
         self.samples = samples
@@ -182,6 +197,8 @@ class Trainer:
                 frames=c.answer_model.frames,
                 budget=c.compression.budget,
                 reasoning=c.reasoning,
+                prompt=c.prompt,
+                stage="train",
             )
             return self.backend.inputs(prepared.prompt)
 

@@ -62,7 +62,8 @@ def videos(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """List the videos in the archive: camera, file, duration, recording time, events, state."""
+    """List the videos in the archive: camera, file, duration, recording time and where it came
+    from (container, name, folder+name, mtime), events, state (ok, partial, missing, failed)."""
     with _archive() as archive:
         rows = archive.videos(cameras=camera, failed=failed)
     if as_json:
@@ -75,6 +76,8 @@ def videos(
     table.columns[1].overflow = table.columns[-1].overflow = "fold"
     for r in rows:
         state = r["state"] + (f": {r['error']}" if r["error"] else "")
+        if r["state"] == "partial":
+            state += f" (of {r['declared_duration_s']:.1f} s)"
         table.add_row(
             r["camera"],
             r["path"],
@@ -140,8 +143,19 @@ def status(as_json: JsonOpt = False) -> None:
     if as_json:
         print_json(st)
         return
-    for key in ("videos", "events", "vectors", "failed", "consistent", "home", "catalog"):
+    for key in (
+        "videos",
+        "events",
+        "vectors",
+        "failed",
+        "partial",
+        "consistent",
+        "home",
+        "catalog",
+    ):
         out.print(f"{key:>13}: {st[key]}", highlight=False)
+    sources = ", ".join(f"{k} {n}" for k, n in st["start_sources"].items() if n) or "-"
+    out.print(f"{'start times':>13}: {sources}", highlight=False)
     out.print(f"{'vector_store':>13}: {st['vector_store']}", highlight=False)
     out.print(f"{'temp':>13}: {st['temp_bytes'] / 2**20:.1f} MiB", highlight=False)
     if st["cameras"]:

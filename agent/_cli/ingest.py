@@ -34,15 +34,38 @@ def _archive():
     return Archive(settings().memory)
 
 
-def _finish(report: Any, as_json: bool, summary: str) -> None:
-    """Print a batch report (its JSON, or its failures and ``summary``); exit 1 if any failed."""
+def _finish(report: Any, as_json: bool, summary: str, *, printed: bool = False) -> None:
+    """Print a batch report (its JSON, or its failures, unless ``printed`` already, and
+    ``summary``); exit 1 if any failed."""
     if as_json:
         print_json(report.to_json())
     else:
-        for f in report.failed:
-            err.print(f"[red]failed:[/] {f.path}: {f.error}", highlight=False, soft_wrap=True)
+        if not printed:
+            for f in report.failed:
+                err.print(f"[red]failed:[/] {f.path}: {f.error}", highlight=False, soft_wrap=True)
         out.print(summary, highlight=False, soft_wrap=True)
     raise typer.Exit(1 if report.failed else 0)
+
+
+def _summary(report: Any) -> str:
+    """``marc ingest``'s last line: the counts, where start times came from, the time zone."""
+    line = (
+        f"ingested {report.ingested}, skipped {report.skipped}, failed {len(report.failed)}, "
+        f"events added {report.events_added}"
+    )
+    if report.partial:
+        line += f", partial {len(report.partial)}"
+    sources = ", ".join(f"{k} {n}" for k, n in report.start_sources.items() if n)
+    if sources:
+        line += f"; start times from {sources}"
+    return line + f"; times in file and folder names read as {report.timezone} (MARC_TIMEZONE)"
+
+
+def _warn(lines: list[str], console: Any = None) -> None:
+    for line in lines:
+        (console or err).print(
+            f"[yellow]warning:[/] {line}", highlight=False, soft_wrap=True, markup=True
+        )
 
 
 @app.command()
@@ -53,7 +76,21 @@ def ingest(
         typer.Argument(help="Video files and folders (searched recursively).", readable=False),
     ],
     camera: Annotated[
-        str | None, typer.Option(help="Camera name (default: each file's folder name).")
+        str | None,
+        typer.Option(
+            help="Camera name for every file (default: the folder rule; date folders are not "
+            "cameras, see docs/ingest.md)."
+        ),
+    ] = None,
+    camera_from: Annotated[
+        str | None,
+        typer.Option(
+            "--camera-from",
+            metavar="RULE",
+            help="Where each file's camera name is: 'parent' (its folder), 'grandparent' (the "
+            "folder above), or a regular expression on the file's absolute path with a named "
+            "group, e.g. '/(?P<camera>ch[0-9]+)/'. A file it does not match fails.",
+        ),
     ] = None,
     as_json: JsonOpt = False,
     watch: Annotated[
@@ -84,26 +121,49 @@ def ingest(
     ] = None,
 ) -> None:
     """Cut videos into event memories, embed them and store them (resumable, idempotent)."""
+    # Failures and partial recordings are printed as they happen (above the progress bar);
+    # Ctrl-C prints what was done so far and exits 130, and the same command again resumes.
+    from marc.memory.ingest import IngestInterrupted
+    from marc.memory.layout import CameraRule
+
     if not watch and (settle is not None or poll is not None):
         raise ConfigError("--settle and --poll go with --watch")
+    CameraRule(camera, camera_from)  # a bad --camera-from: exit 2 before anything is opened
     for p in paths:
         require_path(p)
     if watch:
-        _ingest_watch(paths, camera, settle, poll, as_json)
+        _ingest_watch(paths, camera, camera_from, settle, poll, as_json)
         return
     archive = _archive()
-    with archive, _IngestProgress(quiet=as_json) as progress:
-        report = archive.ingest(paths, camera=camera, progress=progress)
-    _finish(
-        report,
-        as_json,
-        f"ingested {report.ingested}, skipped {report.skipped}, failed {len(report.failed)}, "
-        f"events added {report.events_added}",
-    )
+    try:
+        with archive, _IngestProgress(quiet=as_json, live=not as_json) as progress:
+            report = archive.ingest(
+                paths, camera=camera, camera_from=camera_from, progress=progress
+            )
+    except IngestInterrupted as stop:
+        report = stop.report
+        if as_json:
+            print_json(report.to_json())
+        else:
+            _warn(report.warnings()[len(report.partial) :])  # partial ones were printed live
+            out.print(
+                f"interrupted: {_summary(report)}; the same command again resumes",
+                highlight=False,
+                soft_wrap=True,
+            )
+        raise typer.Exit(130) from None
+    if not as_json:
+        _warn(report.warnings()[len(report.partial) :])
+    _finish(report, as_json, _summary(report), printed=True)
 
 
 def _ingest_watch(
-    paths: list[Path], camera: str | None, settle: float | None, poll: float | None, as_json: bool
+    paths: list[Path],
+    camera: str | None,
+    camera_from: str | None,
+    settle: float | None,
+    poll: float | None,
+    as_json: bool,
 ) -> None:
     """``marc ingest --watch``: :class:`~marc.memory.watch.IngestService` until a signal.
 
@@ -127,13 +187,14 @@ def _ingest_watch(
                 out.print(f"{now} ingested {r['path']} ({r['events']} events)", highlight=False)
             elif r["outcome"] == "failed":
                 err.print(f"[red]failed:[/] {r['path']}: {r['error']}", highlight=False)
+        _warn(batch.report.warnings())
 
     settle_s = SETTLE_S if settle is None else settle
     try:
         with _archive() as archive:
             service = IngestService(
-                archive, paths, camera=camera, settle_s=settle_s, poll_s=poll,
-                progress=bars, on_batch=on_batch,
+                archive, paths, camera=camera, camera_from=camera_from, settle_s=settle_s,
+                poll_s=poll, progress=bars, on_batch=on_batch,
             )  # fmt: skip
             with _stop_on_signals():
                 try:
@@ -181,9 +242,11 @@ def _stop_on_signals() -> Iterator[None]:
 
 
 class _IngestProgress:
-    """Rich progress bars on stderr, fed by the ingest pipeline's progress callback."""
+    """Rich progress bars on stderr, fed by the ingest pipeline's progress callback. ``live``:
+    each failure and warning is printed as it happens, above the bar."""
 
-    def __init__(self, quiet: bool) -> None:
+    def __init__(self, quiet: bool, live: bool = False) -> None:
+        self.live = live
         self.bar = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -213,6 +276,14 @@ class _IngestProgress:
             self.bar.update(self.task, detail=f"{Path(info['path']).name} {stage}".strip())
         elif kind == "result":
             self.bar.advance(self.task)
+            if self.live and info.get("outcome") == "failed":
+                self.bar.console.print(
+                    f"[red]failed:[/] {info['path']}: {info['error']}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+            if self.live and info.get("warning"):
+                _warn([info["warning"]], self.bar.console)
 
 
 class _BatchProgress:

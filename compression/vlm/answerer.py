@@ -3,9 +3,13 @@
 This is MARC's answer path (the paper's Fig. 2 after retrieval):
 
 1. **Sample** the answer config's ``frames`` (``MARC_VLM_FRAMES``: 64, like the paper's teacher)
-   frames across the ``k`` events, split by duration (at least one temporal group of 2 frames
-   each), all letterboxed to one size chosen by Qwen's ``smart_resize`` for the first event's
-   video, so every group has ``P`` tokens.
+   frames across the ``k`` events — or, with ``sample_fps > 0`` (``marc train``/``marc eval``'s
+   default, 2), qwen-vl-utils' count for the events' footage: 2 per second, at least
+   ``min_frames`` (4), at most ``frames`` (:mod:`.sampling`) — split by duration (at least one
+   temporal group of 2 frames each), all letterboxed to one size chosen by qwen-vl-utils' bounds
+   and ``smart_resize`` for the largest event's video, so every group has ``P`` tokens. Frames
+   are the centres of equal bins of each event (qwen-vl-utils picks rounded ``linspace`` frame
+   indices; the count and size are the same).
 2. **Encode** them with Qwen2.5-VL's own vision tower: ``[T_e/2, P, D]`` per event.
 3. **Compress** with :func:`marc.compression.compress` (window merges inside each event, then
    across events; the compression config's ``window`` and ``ratio``) down to ``budget`` groups:
@@ -32,6 +36,7 @@ import torch
 from marc.compression import compress
 from marc.compression.vlm.backend import VLMBackend
 from marc.compression.vlm.prompt import Visual, VisualPrompt, build_messages
+from marc.compression.vlm.sampling import smart_nframes
 from marc.compression.vlm.vision import VisionTower
 from marc.memory.core.config import AnswerModelConfig, CompressionConfig, as_config
 from marc.memory.core.errors import MediaError, one_line
@@ -218,12 +223,14 @@ class Answerer:
                 continue
             readable.append(hit)
             shapes.append((seen[hit.video].width, seen[hit.video].height))
+        per_group = self.vision.temporal
+        total = self.config.frames - self.config.frames % per_group
+        if self.config.sample_fps > 0 and readable:
+            total = self.frame_count(readable, [seen[h.video].fps for h in readable])
         size = None
         if shapes:
             width, height = max(shapes, key=lambda wh: (wh[0] * wh[1], wh))
-            size = self.vision.frame_size(width, height)
-        per_group = self.vision.temporal
-        total = self.config.frames - self.config.frames % per_group
+            size = self.vision.frame_size(width, height, nframes=total)
         counts = allocate_frames([h.end_s - h.start_s for h in readable], total, per_group)
         for hit, n in zip(readable, counts, strict=True):
             h, w = size
@@ -240,6 +247,30 @@ class Answerer:
             out.times.append(frame_times(hit.start_s, hit.end_s, n, fps))
         return out
 
+    def frame_count(self, events: Sequence[EventRef], fps: Sequence[float | None]) -> int:
+        """Frames to read across ``events`` with ``sample_fps``: qwen-vl-utils' ``smart_nframes``
+        over their frames together (``sample_fps`` per second of video, at least ``min_frames``,
+        at most ``frames``, even; :func:`~marc.compression.vlm.sampling.smart_nframes`).
+
+        One event of a whole video (training and evaluation) gets exactly qwen-vl-utils' count
+        for that video. A span too short for 2 frames gets 2 (qwen-vl-utils refuses it).
+        """
+        c = self.config
+        frames = [
+            max(1, round((e.end_s - e.start_s) * (f or 25.0)))
+            for e, f in zip(events, fps, strict=True)
+        ]  # frames of video each event spans (25 fps when the rate is unknown)
+        seconds = sum(max(e.end_s - e.start_s, 1e-6) for e in events)
+        total = sum(frames)
+        try:
+            n = smart_nframes(
+                total, total / seconds, fps=c.sample_fps, min_frames=c.min_frames,
+                max_frames=c.frames,
+            )  # fmt: skip
+        except ValueError:  # fewer than 2 frames of video
+            n = self.vision.temporal
+        return n
+
     def prompt(
         self,
         question: str,
@@ -249,6 +280,7 @@ class Answerer:
         *,
         seconds_per_group: list[float] | None = None,
         reasoning: bool = False,
+        listing: bool = True,
     ) -> VisualPrompt:
         """The prompt for compressed ``tokens [N, P, D]`` (one image) or, given a list of
         ``[T_e, P, D]``, for uncompressed events (one video each)."""
@@ -258,7 +290,9 @@ class Answerer:
             N, P, D = tokens.shape
             # N groups stacked top to bottom: rows of group i are [i*P, (i+1)*P) (see .prompt)
             visuals = [Visual("image", tokens.reshape(N * P, D), (1, N * h, w), merge=merge)]
-            messages = build_messages(question, events, ["image"], groups=N, reasoning=reasoning)
+            messages = build_messages(
+                question, events, ["image"], groups=N, reasoning=reasoning, listing=listing
+            )
         else:
             spg = seconds_per_group or [1.0] * len(tokens)
             visuals = [
@@ -266,7 +300,7 @@ class Answerer:
                 for t, s in zip(tokens, spg, strict=True)
             ]
             messages = build_messages(
-                question, events, ["video"] * len(tokens), reasoning=reasoning
+                question, events, ["video"] * len(tokens), reasoning=reasoning, listing=listing
             )
         return VisualPrompt(messages, visuals, events)
 
@@ -278,6 +312,8 @@ class Answerer:
         budget: Budget = FROM_CONFIG,
         reasoning: bool = False,
         text_only: bool = False,
+        listing: bool = True,
+        shuffle_seed: int | None = None,
     ) -> Prepared:
         """Sample, encode and compress: everything before generation (the agent's compress node).
 
@@ -289,6 +325,11 @@ class Answerer:
             text_only: when no event's file can be read, prepare a prompt that lists the events
                 (file, camera, times: what the catalog still knows) without pictures instead of
                 raising.
+            listing: describe the events in the prompt (files, cameras, times); ``False``: only
+                the visual input and ``question`` (Video-R1's benchmark prompts).
+            shuffle_seed: put each event's sampled frames in a random order (seeded) before
+                encoding: the shuffled input of Video-R1's T-GRPO (its ``torch.randperm`` of
+                the video's frames).
 
         Raises:
             ValueError: ``hits`` is empty or ``budget < 1``.
@@ -302,6 +343,9 @@ class Answerer:
             raise ValueError(f"budget must be >= 1 or None, got {budget}")
         t0 = time.perf_counter()
         sampled = self.sample(hits)
+        if shuffle_seed is not None:
+            rng = np.random.default_rng(shuffle_seed)
+            sampled.frames = [f[rng.permutation(len(f))] for f in sampled.frames]
         timings = {"decode_s": time.perf_counter() - t0}
         if not sampled.events:
             if not text_only:
@@ -337,7 +381,7 @@ class Answerer:
             spg = [float(ts[step] - ts[0]) if len(ts) > step else 1.0 for ts in sampled.times]
             prompt = self.prompt(
                 question, sampled.events, tokens, grid_hw, seconds_per_group=spg,
-                reasoning=reasoning,
+                reasoning=reasoning, listing=listing,
             )  # fmt: skip
             timings["compression_s"] = 0.0
             groups = [[(e, g)] for e, tok in enumerate(tokens) for g in range(tok.shape[0])]
@@ -348,7 +392,9 @@ class Answerer:
             out = compress(tokens, budget=budget, window=c.window, ratio=c.ratio)
             _sync(out.tokens)
             timings["compression_s"] = time.perf_counter() - t
-            prompt = self.prompt(question, sampled.events, out.tokens, grid_hw, reasoning=reasoning)
+            prompt = self.prompt(
+                question, sampled.events, out.tokens, grid_hw, reasoning=reasoning, listing=listing
+            )
             groups = out.groups
             budget_tokens = budget * P
         group_times = [_group_times(ts, self.vision.temporal) for ts in sampled.times]
@@ -367,7 +413,9 @@ class Answerer:
             sampled=sampled,
         )
 
-    def generate(self, prepared: Prepared, *, temperature: float = 0.0) -> Answer:
+    def generate(
+        self, prepared: Prepared, *, temperature: float = 0.0, top_p: float = 1.0
+    ) -> Answer:
         """Generate the answer to a prepared prompt (the agent's answer node).
 
         Raises:
@@ -377,6 +425,7 @@ class Answerer:
             prepared.prompt,
             max_new_tokens=self.config.max_new_tokens,
             temperature=temperature,
+            top_p=top_p,
         )
         timings = dict(prepared.timings)
         if gen.prefill_s is not None:
@@ -449,7 +498,10 @@ def load_backend(config: AnswerModelConfig | Any) -> tuple[VLMBackend, VisionTow
         processor = load_processor(folder)
         backend = TransformersBackend(load_model(folder, c), processor)
         visual = backend.visual
-    return backend, VisionTower(visual, processor, frame_pixels=c.frame_pixels)
+    vision = VisionTower(
+        visual, processor, frame_pixels=c.frame_pixels, min_pixels=c.min_frame_pixels
+    )
+    return backend, vision
 
 
 def answer(

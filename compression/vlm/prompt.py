@@ -109,8 +109,14 @@ def build_messages(
     *,
     groups: int = 1,
     reasoning: bool = False,
+    listing: bool = True,
 ) -> list[dict[str, Any]]:
     """The user message: which events the visual input shows, the placeholders, the question.
+
+    With ``listing=False`` the message is only the placeholders and ``question``, as Video-R1
+    asks benchmark questions (``grpo.py`` / ``eval_bench.py``): no archive intro, no file or
+    camera names (a camera is a folder name, which can leak labels of datasets stored in
+    class-named folders).
 
     Args:
         question: the user's question.
@@ -118,7 +124,13 @@ def build_messages(
         kinds: one placeholder per visual item (``["image"]`` when compressed).
         groups: frame groups stacked in the compressed picture (for the wording).
         reasoning: ask for the ``<think>``/``<answer>`` format of Video-R1 / C-GRPO students.
+        listing: say what the input shows (intro and one line per event); ``False``: only the
+            placeholders and the question.
     """
+    if not listing:
+        parts = [{"type": kind} for kind in kinds]
+        text = question + (REASONING_SUFFIX if reasoning else "")
+        return [{"role": "user", "content": [*parts, {"type": "text", "text": text}]}]
     if kinds == ["image"]:
         intro = (
             "The picture below summarises these video segments from a camera archive, in time "

@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from marc.compression.vlm.sampling import VIDEO_MIN_PIXELS, video_frame_size
+
 __all__ = ["VisionTower"]
 
 
@@ -26,11 +28,24 @@ class VisionTower:
     Args:
         visual: the tower (``model.model.visual`` or :func:`~.loading.load_vision_tower`'s).
         processor: the checkpoint's ``Qwen2_5_VLProcessor`` (normalisation, patch layout).
-        frame_pixels: most pixels per frame (``MARC_VLM_FRAME_PIXELS``).
+        frame_pixels: most pixels per frame (``MARC_VLM_FRAME_PIXELS``; the ceiling is at least
+            ``1.05 * min_pixels``, qwen-vl-utils' rule).
+        min_pixels: fewest pixels per frame (``MARC_VLM_MIN_FRAME_PIXELS``; Video-R1's
+            qwen-vl-utils ``VIDEO_MIN_PIXELS``, 128*28*28). Given explicitly: transformers 5's
+            video processor has no ``min_pixels`` attribute (its bounds are ``size``'s
+            ``shortest_edge``/``longest_edge``), and reading one silently gave 3,136.
         chunk_groups: temporal groups per forward pass (memory bound; results do not depend on it).
     """
 
-    def __init__(self, visual, processor, *, frame_pixels: int, chunk_groups: int = 16) -> None:
+    def __init__(
+        self,
+        visual,
+        processor,
+        *,
+        frame_pixels: int,
+        min_pixels: int = VIDEO_MIN_PIXELS,
+        chunk_groups: int = 16,
+    ) -> None:
         cfg = visual.config
         self.visual = visual
         self.video_processor = processor.video_processor
@@ -39,7 +54,7 @@ class VisionTower:
         self.temporal: int = cfg.temporal_patch_size
         self.hidden: int = cfg.out_hidden_size
         self.frame_pixels = frame_pixels
-        self.min_pixels = int(getattr(self.video_processor, "min_pixels", None) or 4 * 28 * 28)
+        self.min_pixels = int(min_pixels)
         self.chunk_groups = chunk_groups
         self._has_cap = hasattr(self.video_processor, "cap_pixels_per_frame")
 
@@ -48,17 +63,18 @@ class VisionTower:
         """Frame sides must be multiples of this (patch size x merge size: 28)."""
         return self.patch * self.merge
 
-    def frame_size(self, width: int, height: int) -> tuple[int, int]:
-        """``(height, width)`` for frames of a ``width x height`` video: Qwen's ``smart_resize``
-        (aspect kept, sides multiples of 28, at most ``frame_pixels``)."""
-        from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
-
-        h, w = smart_resize(
-            max(height, self.factor),
-            max(width, self.factor),
-            factor=self.factor,
+    def frame_size(self, width: int, height: int, nframes: int = 2) -> tuple[int, int]:
+        """``(height, width)`` for ``nframes`` frames of a ``width x height`` video: qwen-vl-utils'
+        ``fetch_video`` bounds and ``smart_resize`` (aspect kept, sides multiples of 28, pixels
+        in ``[min_pixels, max(min(frame_pixels, total / nframes * 2), 1.05 * min_pixels)]``;
+        :func:`~marc.compression.vlm.sampling.video_frame_size`)."""
+        h, w = video_frame_size(
+            max(height, 1),
+            max(width, 1),
+            nframes=nframes,
             min_pixels=self.min_pixels,
             max_pixels=self.frame_pixels,
+            factor=self.factor,
         )
         return int(h), int(w)
 

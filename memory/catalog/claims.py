@@ -45,12 +45,19 @@ class IngestClaims:
             return run.id
 
     def finish_run(
-        self, run_id: int, *, ingested: int, skipped: int, failed: int, events_added: int
+        self,
+        run_id: int,
+        *,
+        ingested: int,
+        skipped: int,
+        failed: int,
+        events_added: int,
+        status: str = "finished",
     ) -> None:
-        """Mark run ``run_id`` finished, with its counts."""
+        """Mark run ``run_id`` ``finished`` (or ``interrupted``), with its counts."""
         with self.session() as s:
             run = s.get(IngestRun, run_id)
-            run.status = "finished"
+            run.status = status
             run.finished_at = utcnow()
             run.ingested, run.skipped = ingested, skipped
             run.failed, run.events_added = failed, events_added
@@ -79,6 +86,25 @@ class IngestClaims:
                 r.status = "crashed"
                 r.finished_at = utcnow()
         return ids, stale
+
+    def pending_video_ids(self, run_id: int) -> list[str]:
+        """The videos run ``run_id`` has claimed and not finished (``pending``)."""
+        with self.session() as s:
+            return list(
+                s.scalars(select(Video.id).where(Video.status == "pending", Video.run_id == run_id))
+            )
+
+    def release_claims(self, run_id: int) -> int:
+        """Drop run ``run_id``'s claims on videos that have no stored events (first-time claims),
+        so an interrupted run leaves no ``pending`` row behind; how many. Claims on videos with
+        events (a re-ingest under new settings) stay ``pending``: the next run redoes them."""
+        with self.session() as s:
+            has_events = select(Event.video_id).where(Event.video_id == Video.id).exists()
+            return s.execute(
+                delete(Video)
+                .where(Video.status == "pending", Video.run_id == run_id, ~has_events)
+                .execution_options(synchronize_session=False)
+            ).rowcount
 
     # --------------------------------------------------------------------------- claims
     def path_is_current(self, path: str, st: os.stat_result, key: str, collection: str) -> bool:

@@ -3,7 +3,9 @@
 - ``videos``: one row per distinct video *content* (a whole-file fingerprint); a renamed or copied
   file is the same video seen at another path. ``status`` is ``pending`` while an ingest works on
   it, ``done`` once its events and vectors are stored, ``failed`` (with ``error``) when it could not
-  be ingested. A file that could not even be read gets a ``failed`` row keyed by its path.
+  be ingested. A file that could not even be read gets a ``failed`` row keyed by its path. A
+  ``done`` video with ``declared_duration_s`` is *partial*: only ``duration_s`` of it decoded
+  (a recorder that lost power), and that part is stored.
 - ``video_paths``: every path a video was seen at, with the size and mtime seen, so an unchanged
   file is skipped on the next run without hashing it again.
 - ``events``: the event memories, tiling each video: ``[start_s, end_s)`` and absolute times.
@@ -93,14 +95,17 @@ class Video(Base):
     fingerprint: Mapped[str | None] = mapped_column(String(64), unique=True)
     path: Mapped[str] = mapped_column(FilePathText)  # where it was last seen
     camera: Mapped[str] = mapped_column(String(255), default="")
-    duration_s: Mapped[float | None] = mapped_column(Float)
+    duration_s: Mapped[float | None] = mapped_column(Float)  # as decoded
+    # the container's duration of a recording that decoded only in part (None: whole)
+    declared_duration_s: Mapped[float | None] = mapped_column(Float)
     fps: Mapped[float | None] = mapped_column(Float)
     frames: Mapped[int | None] = mapped_column(Integer)
     width: Mapped[int | None] = mapped_column(Integer)
     height: Mapped[int | None] = mapped_column(Integer)
     size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    recorded_at_source: Mapped[str | None] = mapped_column(String(16))  # metadata|filename|mtime
+    # where recorded_at came from: container|name|folder+name|mtime (marc.memory.layout)
+    recorded_at_source: Mapped[str | None] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     error: Mapped[str | None] = mapped_column(Text)
     segmentation_key: Mapped[str | None] = mapped_column(String(32))
@@ -159,7 +164,8 @@ class IngestRun(Base):
     host: Mapped[str] = mapped_column(String(255), default="")
     pid: Mapped[int] = mapped_column(Integer, default=0)
     args: Mapped[list] = mapped_column(JSON, default=list)
-    status: Mapped[str] = mapped_column(String(16), default="running")  # running|finished
+    # running|finished|interrupted|crashed
+    status: Mapped[str] = mapped_column(String(16), default="running")
     ingested: Mapped[int] = mapped_column(Integer, default=0)
     skipped: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)

@@ -160,6 +160,27 @@ class CatalogQueries:
                     row["failed"] = int(videos)
         return dict(sorted(out.items()))
 
+    def start_source_counts(self) -> dict[str, int]:
+        """Ingested videos by where their start time came from (``container``, ``name``,
+        ``folder+name``, ``mtime``), each source listed; ``marc status``'s ``start_sources``."""
+        q = (
+            select(Video.recorded_at_source, func.count())
+            .where(Video.status == "done")
+            .group_by(Video.recorded_at_source)
+        )
+        out = dict.fromkeys(("container", "name", "folder+name", "mtime"), 0)
+        with self.session() as s:
+            for source, n in s.execute(q).all():
+                out[source or "unknown"] = int(n)
+        return out
+
+    def partial_count(self) -> int:
+        """Ingested videos that decoded only in part (``declared_duration_s`` set)."""
+        with self.session() as s:
+            q = select(func.count()).select_from(Video)
+            q = q.where(Video.status == "done", Video.declared_duration_s.is_not(None))
+            return int(s.scalar(q) or 0)
+
     def move_video(self, vid: str, collection: str, path: str) -> None:
         """Record that video ``vid``'s vectors are now in ``collection``, embedded from ``path``
         (the reindex); nothing when the video is gone."""

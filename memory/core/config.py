@@ -115,6 +115,19 @@ def check_device(device: str) -> None:
         raise ConfigError(f"MARC_DEVICE={device} but MPS is not available here; use cpu")
 
 
+def check_timezone(name: str) -> None:
+    """Raise ``ValueError`` unless ``name`` is an IANA time zone known here (``UTC``,
+    ``Europe/Berlin``, ...)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"{name!r} is not an IANA time zone; use e.g. UTC, Europe/Berlin, America/New_York"
+        ) from None
+
+
 def _set(config: object, name: str, value: Any) -> None:
     object.__setattr__(config, name, value)  # normalising a frozen dataclass in __post_init__
 
@@ -301,6 +314,12 @@ class MemoryConfig(_Composite):
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     #: Catalog and vector store.
     store: StoreConfig = field(default_factory=StoreConfig)
+    #: IANA zone of times read from file and folder names (``MARC_TIMEZONE``); stored times are
+    #: UTC.
+    timezone: str = "UTC"
+
+    def __post_init__(self) -> None:
+        check_timezone(self.timezone)
 
     @property
     def home(self) -> Path:
@@ -349,7 +368,8 @@ class AnswerModelConfig:
     served_name: str = ""
     #: Frames sampled across the retrieved events, rounded down to even (``MARC_VLM_FRAMES``).
     frames: int = 64
-    #: Most pixels per sampled frame (Qwen's smart_resize) (``MARC_VLM_FRAME_PIXELS``).
+    #: Most pixels per sampled frame (Qwen's smart_resize) (``MARC_VLM_FRAME_PIXELS``); the
+    #: ceiling is at least ``1.05 * min_frame_pixels``, as in qwen-vl-utils' ``fetch_video``.
     frame_pixels: int = 128 * _PIXEL_UNIT
     #: Most tokens generated per answer (``MARC_VLM_MAX_NEW_TOKENS``).
     max_new_tokens: int = 256
@@ -361,6 +381,14 @@ class AnswerModelConfig:
     device: str = "cpu"
     #: Where downloaded and generated models are cached (``MARC_HOME/models``).
     cache_dir: Path = field(default_factory=lambda: default_home() / "models")
+    #: Fewest pixels per sampled frame, smaller videos are upscaled (Video-R1's qwen-vl-utils
+    #: ``VIDEO_MIN_PIXELS``, 128*28*28) (``MARC_VLM_MIN_FRAME_PIXELS``).
+    min_frame_pixels: int = 128 * _PIXEL_UNIT
+    #: Frames per second of video read, qwen-vl-utils' ``smart_nframes`` (at least
+    #: ``min_frames``, at most ``frames``, even); 0: always ``frames`` (``MARC_VLM_SAMPLE_FPS``).
+    sample_fps: float = 0.0
+    #: Fewest frames read when ``sample_fps > 0`` (qwen-vl-utils' 4) (``MARC_VLM_MIN_FRAMES``).
+    min_frames: int = 4
 
     def __post_init__(self) -> None:
         _set(self, "cache_dir", Path(self.cache_dir).expanduser())
@@ -373,6 +401,14 @@ class AnswerModelConfig:
                "frames=64", "MARC_VLM_FRAMES")  # fmt: skip
         _check(self.frame_pixels >= 4 * _PIXEL_UNIT, self, "frame_pixels", ">= 3136 (4*28*28)",
                self.frame_pixels, "frame_pixels=100352", "MARC_VLM_FRAME_PIXELS")  # fmt: skip
+        _check(self.min_frame_pixels >= 4 * _PIXEL_UNIT, self, "min_frame_pixels",
+               ">= 3136 (4*28*28)", self.min_frame_pixels, "min_frame_pixels=100352",
+               "MARC_VLM_MIN_FRAME_PIXELS")  # fmt: skip
+        _check(0 <= self.sample_fps < math.inf, self, "sample_fps", "a finite number >= 0",
+               self.sample_fps, "sample_fps=2.0 (or 0: always `frames`)",
+               "MARC_VLM_SAMPLE_FPS")  # fmt: skip
+        _check(self.min_frames >= 2, self, "min_frames", ">= 2 (one 2-frame group)",
+               self.min_frames, "min_frames=4", "MARC_VLM_MIN_FRAMES")  # fmt: skip
         _check(self.max_new_tokens >= 1, self, "max_new_tokens", ">= 1", self.max_new_tokens,
                "max_new_tokens=256", "MARC_VLM_MAX_NEW_TOKENS")  # fmt: skip
         _check(self.dtype in ("auto", "float32", "bfloat16", "float16"), self, "dtype",

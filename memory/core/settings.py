@@ -34,6 +34,7 @@ from marc.memory.core.config import (
     SegmentationConfig,
     StoreConfig,
     ThreadsConfig,
+    check_timezone,
     is_device,
 )
 from marc.memory.core.locations import check_home, client_args
@@ -111,6 +112,13 @@ class Settings(BaseSettings):
         description="Where TransNetV2 runs: `auto` (OpenVINO on CPU when installed, else PyTorch), "
         "`openvino` or `torch`; same probabilities within 1e-6.",
     )
+    # Ingest: cameras and recording times.
+    timezone: str = Field(
+        "UTC",
+        description="IANA time zone (`UTC`, `Europe/Berlin`, ...) of the times read from file "
+        "and folder names (`20240301_120500.mp4`, `2024-03-01/120500.mp4`); container times are "
+        "UTC. Every stored time is UTC; `marc ingest` states the zone it used.",
+    )
     # Embedding.
     frames_per_event: int = Field(8, ge=1, description="N frames sampled evenly inside each event.")
     sample_fps: float = Field(
@@ -161,6 +169,23 @@ class Settings(BaseSettings):
         description="Most pixels per sampled frame (Qwen's smart_resize; 128*28*28 gives ~120 "
         "visual tokens per group for 16:9 footage, as Video-R1 trains with).",
     )
+    vlm_min_frame_pixels: int = Field(
+        128 * 28 * 28,
+        ge=4 * 28 * 28,
+        description="Fewest pixels per sampled frame: smaller videos are upscaled to it "
+        "(Video-R1's qwen-vl-utils VIDEO_MIN_PIXELS, 128*28*28; the frame ceiling is then at "
+        "least 1.05 times it, as there).",
+    )
+    vlm_sample_fps: float = Field(
+        0.0,
+        ge=0,
+        description="Frames per second of video to read, qwen-vl-utils' rule (at least "
+        "MARC_VLM_MIN_FRAMES, at most MARC_VLM_FRAMES, even); 0 = always MARC_VLM_FRAMES frames. "
+        "marc train/eval default to 2 (Video-R1's sampling).",
+    )
+    vlm_min_frames: int = Field(
+        4, ge=2, description="Fewest frames read when MARC_VLM_SAMPLE_FPS > 0 (qwen-vl-utils: 4)."
+    )
     vlm_max_new_tokens: int = Field(256, ge=1, description="Most tokens generated per answer.")
     vlm_dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="Model weights' dtype; `auto` = bfloat16 on CUDA, float32 on CPU."
@@ -209,6 +234,13 @@ class Settings(BaseSettings):
         v = v.strip()
         if not is_device(v):
             raise ValueError(f"{v!r} is not a torch device; use {DEVICE_FORMS}")
+        return v
+
+    @field_validator("timezone", mode="after")
+    @classmethod
+    def _check_timezone(cls, v: str) -> str:
+        v = v.strip()
+        check_timezone(v)
         return v
 
     @field_validator("qdrant_url", mode="after")
@@ -300,7 +332,10 @@ class Settings(BaseSettings):
     @property
     def memory(self) -> MemoryConfig:
         return MemoryConfig(
-            segmentation=self.segmentation, encoder=self.encoder_config, store=self.store
+            segmentation=self.segmentation,
+            encoder=self.encoder_config,
+            store=self.store,
+            timezone=self.timezone,
         )
 
     @property
@@ -321,6 +356,9 @@ class Settings(BaseSettings):
             served_name=self.vlm_served_name,
             frames=self.vlm_frames,
             frame_pixels=self.vlm_frame_pixels,
+            min_frame_pixels=self.vlm_min_frame_pixels,
+            sample_fps=self.vlm_sample_fps,
+            min_frames=self.vlm_min_frames,
             max_new_tokens=self.vlm_max_new_tokens,
             dtype=self.vlm_dtype,
             timeout_s=self.vlm_timeout_s,
