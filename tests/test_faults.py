@@ -49,10 +49,10 @@ if os.environ.get("FAULTS_EXPLODE"):
 
     real = ingest.recorded_at
 
-    def recorded_at(path, info):
+    def recorded_at(path, info, *args, **kwargs):
         if path.name == os.environ["FAULTS_EXPLODE"]:
             raise RuntimeError("injected fault")
-        return real(path, info)
+        return real(path, info, *args, **kwargs)
 
     ingest.recorded_at = recorded_at
 """
