@@ -15,6 +15,7 @@ from marc.memory.core.events import EventRef, Filters
 from marc.memory.forget import ForgetReport, Forgetter
 from marc.memory.health import STATUS_SAMPLE, check_store
 from marc.memory.ingest import Ingestor, IngestReport, Progress, no_progress, segment_video
+from marc.memory.media import temp_bytes
 from marc.memory.reindex import Reindexer, ReindexReport, RepairReport
 from marc.memory.retrieval import ImageQuery, Retriever
 from marc.memory.stores import VectorStore, open_store
@@ -206,16 +207,18 @@ class Archive:
         ``consistent`` also needs every committed video to have exactly one vector per event in
         its collection, and a sample of stored vectors to be sound (:func:`check_store`);
         ``damaged`` lists the videos that do not, ``problems`` says why in one line each.
+        ``temp_bytes``: temporary disk in use under ``MARC_HOME/tmp`` (running decodes' spill
+        files included).
         """
         counts = self.catalog.counts()
         collections = self.catalog.collections()
         # vectors of videos an ingest is still working on are not part of the archive yet
         uncommitted = self.catalog.uncommitted_video_ids()
         health = check_store(self.catalog, self.store, sample=STATUS_SAMPLE)
+        # every readable collection the store holds, not only those the catalog names: vectors
+        # the catalog does not know (a wiped or replaced catalog) make the archive inconsistent
         stored = set(self.store.collections()) - set(health.unreadable)
-        vectors = sum(
-            self.store.count(c, exclude_video_ids=uncommitted) for c in collections if c in stored
-        )
+        vectors = sum(self.store.count(c, exclude_video_ids=uncommitted) for c in sorted(stored))
         return {
             "videos": counts["videos"],
             "events": counts["events"],
@@ -233,7 +236,13 @@ class Archive:
             "home": str(self.config.store.home),
             "catalog": self.catalog.display_url,
             "vector_store": self.config.store.qdrant_url or str(self.config.store.vectors_path),
+            "temp_bytes": temp_bytes(self.tmp_dir),
         }
+
+    @property
+    def tmp_dir(self) -> Path:
+        """Where decodes of long videos spill frames (``MARC_HOME/tmp``)."""
+        return self.config.store.home / "tmp"
 
     def close(self) -> None:
         if "store" in self.__dict__:

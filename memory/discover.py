@@ -8,9 +8,10 @@ Which camera recorded a file and when (:func:`camera_for`, :func:`recorded_at`,
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from marc.memory.core.errors import MediaError
 from marc.memory.layout import PLAUSIBLE_YEARS, camera_for, recorded_at, timestamp_from_name
 from marc.memory.media import SNIFF_BYTES, looks_like_video
 
@@ -50,7 +51,15 @@ def is_video_file(path: Path) -> bool:
     return _is_video_name(path) or _sniffs_as_video(path)
 
 
-def _walk(folder: Path, seen_dirs: set[tuple[int, int]]) -> Iterator[Path]:
+#: ``on_error(MediaError(folder, problem))``: a folder the walk could not enter or list.
+OnError = Callable[[MediaError], None]
+
+
+def _ignore(_e: MediaError) -> None:
+    pass
+
+
+def _walk(folder: Path, seen_dirs: set[tuple[int, int]], on_error: OnError) -> Iterator[Path]:
     """Files under ``folder`` in sorted order, depth first; hidden entries and loops skipped."""
     try:
         st = folder.stat()
@@ -58,7 +67,9 @@ def _walk(folder: Path, seen_dirs: set[tuple[int, int]]) -> Iterator[Path]:
             return
         seen_dirs.add((st.st_dev, st.st_ino))
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
-    except OSError:  # unreadable folder: nothing to ingest from it
+    except OSError as e:  # nothing can be ingested from it: say so
+        problem = f"unreadable folder: {e.strerror or e}; its files were skipped"
+        on_error(MediaError(folder, problem))
         return
     here = folder.resolve()
     for entry in entries:
@@ -68,14 +79,14 @@ def _walk(folder: Path, seen_dirs: set[tuple[int, int]]) -> Iterator[Path]:
         try:
             if entry.is_dir():  # follows symlinks, except back up to an ancestor (a loop)
                 if not (entry.is_symlink() and here.is_relative_to(path.resolve())):
-                    yield from _walk(path, seen_dirs)
+                    yield from _walk(path, seen_dirs, on_error)
             elif entry.is_file() and is_video_file(path):
                 yield path
         except OSError:
             continue
 
 
-def discover(paths: Sequence[Path]) -> Iterator[Path]:
+def discover(paths: Sequence[Path], on_error: OnError = _ignore) -> Iterator[Path]:
     """The video files named by ``paths``, in a deterministic order, each once.
 
     A file given explicitly is always yielded, whatever its name or content:
@@ -91,23 +102,47 @@ def discover(paths: Sequence[Path]) -> Iterator[Path]:
     MP4/MOV, AVI, Matroska, MPEG-TS, FLV, ASF, raw H.264/HEVC, ...): NVR exports often use
     their own extensions.
 
+    A folder that cannot be entered or listed (permissions, I/O error) is handed to
+    ``on_error`` as a :class:`~marc.memory.core.errors.MediaError` naming it, and the walk goes
+    on; ``marc ingest`` reports it as a failure.
+
     Raises:
         FileNotFoundError: a path does not exist (raised by this call, before any iteration).
     """
     paths = [Path(p) for p in paths]
     for p in paths:
-        if not p.exists():
+        if _missing(p):
             raise FileNotFoundError(2, "no such file or folder", str(p))
-    return _discover(paths)
+    return _discover(paths, on_error)
 
 
-def _discover(paths: list[Path]) -> Iterator[Path]:
+def _discover(paths: list[Path], on_error: OnError) -> Iterator[Path]:
     yielded: set[Path] = set()
     seen_dirs: set[tuple[int, int]] = set()
     for p in paths:
-        found = _walk(p, seen_dirs) if p.is_dir() else iter([p])
+        # a path that cannot even be looked at (under a folder we may not enter) is a file
+        # named on the command line: ingest reports why it cannot read it
+        found = _walk(p, seen_dirs, on_error) if _is_dir(p) else iter([p])
         for f in found:
             key = f.resolve()
             if key not in yielded:
                 yielded.add(key)
                 yield f
+
+
+def _missing(p: Path) -> bool:
+    """Whether nothing is at ``p``; a path we may not look at (``EACCES``) is not missing."""
+    try:
+        p.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def _is_dir(p: Path) -> bool:
+    try:
+        return p.is_dir()
+    except OSError:
+        return False

@@ -6,6 +6,7 @@ has the same fingerprint and is skipped; a changed file has a new one and is ing
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def video_id(fp: str) -> str:
 
 def path_video_id(path: str) -> str:
     """The catalog id of a file that could not even be read (so has no fingerprint)."""
-    return "p" + xxhash.xxh3_128_hexdigest(path.encode())
+    return "p" + xxhash.xxh3_128_hexdigest(os.fsencode(path))  # a name need not be UTF-8
 
 
 def event_id(fp: str, segmentation_key: str, index: int) -> str:

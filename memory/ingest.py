@@ -44,16 +44,18 @@ import numpy as np
 
 from marc.memory.catalog import Event
 from marc.memory.core.config import SegmentationConfig, as_config
-from marc.memory.core.errors import MediaError
+from marc.memory.core.errors import ConfigError, MediaError, ModelError, StoreError, one_line
+from marc.memory.core.paths import printable
 from marc.memory.core.timeline import Span
 from marc.memory.discover import discover
 from marc.memory.encoders import Encoder, event_vector
 from marc.memory.fingerprint import event_id, fingerprint, video_id
 from marc.memory.layout import TIME_SOURCES, CameraRule, recorded_at
-from marc.memory.media import Decoded, VideoInfo, decode, probe
+from marc.memory.media import Decoded, VideoInfo, clean_spill_files, decode, probe
 from marc.memory.parts import ArchiveParts
 from marc.memory.process import pid_alive
 from marc.memory.segment import ChangeGate, Segmentation, SegmentStream
+from marc.memory.sparse import retime_segmentation
 from marc.memory.stores import EventPoint
 
 #: ``progress(kind, **info)``: ``files`` (total=n), ``file`` (path=), ``stage`` (path=, stage=),
@@ -168,7 +170,7 @@ def segment_video(path: Path, config: SegmentationConfig | Any) -> tuple[Decoded
     info = probe(path)
     stream = segment_stream(info.fps, config)
     decoded = decode(path, image_size=32, sample_fps=0.5, info=info, on_small=stream.feed)
-    return decoded, stream.finish()
+    return decoded, retime_segmentation(stream.finish(), decoded.timeline)
 
 
 def embed_spans(
@@ -261,6 +263,9 @@ class Ingestor(ArchiveParts):
         regular expression with a named group) says where to read it; neither: the default rule
         of :mod:`marc.memory.layout` (date folders are not cameras).
 
+        A folder that cannot be listed is a failure of the report, like a file that cannot be
+        read.
+
         Raises:
             FileNotFoundError: a given path does not exist (before any work).
             ConfigError: ``camera_from`` is neither a keyword nor a usable pattern.
@@ -268,20 +273,23 @@ class Ingestor(ArchiveParts):
                 attached). Any other exception ending the run cleans up the same way.
         """
         rule = CameraRule(camera, camera_from)
-        for p in paths:
-            if not os.path.lexists(p):
-                raise FileNotFoundError(f"{p}: no such file or directory")
-        files = list(discover([Path(p) for p in paths]))
-        progress("files", total=len(files))
+        unreadable: list[MediaError] = []  # folders the walk could not enter or list
+        files = list(discover([Path(p) for p in paths], on_error=unreadable.append))
+        progress("files", total=len(unreadable) + len(files))
         report = IngestReport(timezone=self.config.timezone)
         self.recover()
+        clean_spill_files(self.tmp_dir)  # left by older versions when killed
         run_id = self.catalog.start_run(
             socket.gethostname(),
             os.getpid(),
-            [str(p) for p in paths] + ([rule.describe()] if rule.describe() else []),
+            [printable(str(p)) for p in paths]
+            + ([printable(rule.describe())] if rule.describe() else []),
         )
         try:
-            self._run(files, rule, run_id, report, progress)
+            callback = _Callback(progress)
+            for e in unreadable:  # reported, not recorded: a folder is not a video
+                self._report(report, Path(e.path), e, callback)
+            self._run(files, rule, run_id, report, callback)
         except BaseException as e:
             report.interrupted = True
             self._abandon(run_id, report)
@@ -297,7 +305,7 @@ class Ingestor(ArchiveParts):
         rule: CameraRule,
         run_id: int,
         report: IngestReport,
-        progress: Progress,
+        progress: _Callback,
     ) -> None:
         # Two files in flight at most: while one is embedded and stored here, the next one is
         # decoded and segmented on a worker thread (ffmpeg on one core, the network on the
@@ -311,8 +319,13 @@ class Ingestor(ArchiveParts):
                     progress("file", path=path)
                     try:
                         claimed = self._prepare(path, rule, run_id, progress)
-                    except MediaError as e:
-                        self._report(report, path, e, progress)
+                    except MediaError as e:  # recorded by _prepare
+                        self._report(report, path, self._file_error(path, e, progress), progress)
+                        continue
+                    except Exception as e:
+                        err = self._file_error(path, e, progress)
+                        self._record(path, run_id, err, rule)
+                        self._report(report, path, err, progress)
                         continue
                     if claimed is None:
                         report.skipped += 1
@@ -364,18 +377,45 @@ class Ingestor(ArchiveParts):
             pass
 
     def _report(self, report: IngestReport, path: Path, e: MediaError, progress: Progress) -> None:
-        """A file's own problem: reported, and the run goes on with the rest. (Any other
-        MarcError, of a model, the store or the catalog, would fail every file: it ends the run.)"""
+        """A file's own problem: reported, and the run goes on with the rest."""
         report.failed.append(Failure(str(path), e.problem))
         progress("result", path=path, outcome="failed", error=e.problem)
+
+    def _record(self, path: Path, run_id: int, err: MediaError, rule: CameraRule) -> None:
+        """Record an unexpected failure before the file was claimed, if the catalog can."""
+        try:
+            spath = str(path.absolute())
+            self.catalog.fail_unreadable(spath, run_id, err.problem, _camera_or_none(rule, path))
+        except (StoreError, ModelError, ConfigError):
+            raise
+        except Exception:  # noqa: S110 - the catalog cannot hold it: the report still says it
+            pass
+
+    @staticmethod
+    def _file_error(path: Path, e: Exception, progress: _Callback) -> MediaError:
+        """``e``, raised while working on the file ``path``, as that file's :class:`MediaError`;
+        raised again when it ends the run instead.
+
+        Only what would fail every file ends a run: the store or the catalog
+        (:class:`StoreError`), a model (:class:`ModelError`), a setting (:class:`ConfigError`),
+        and whatever the progress callback raised (``marc ingest --watch`` leaves a batch that
+        way). Anything else is this file's problem, a bug included (its type is named, so it can
+        be reported): the batch and the watch service go on.
+        """
+        if isinstance(e, StoreError | ModelError | ConfigError) or progress.raised(e):
+            raise e
+        if isinstance(e, MediaError):
+            return e
+        problem = f"unexpected error: {type(e).__name__}: {printable(one_line(e, limit=300))}"
+        return MediaError(path, problem)
 
     def _finish(self, pending: _Pending, report: IngestReport, progress: Progress) -> None:
         """Wait for ``pending``'s decode, then embed and store it (this thread)."""
         path = pending.claimed.path
         try:
             added, source, partial = self._store(pending.claimed, pending.future, progress)
-        except MediaError as e:
-            self._report(report, path, e, progress)
+        except Exception as e:
+            self._report(report, path, self._file_error(path, e, progress), progress)
             return
         report.ingested += 1
         report.events_added += added
@@ -402,6 +442,10 @@ class Ingestor(ArchiveParts):
         if not stat.S_ISREG(st.st_mode):  # opening a FIFO blocks, /dev/zero never ends
             problem = f"not a regular file ({_kind(st.st_mode)}); only regular files are ingested"
             self.catalog.fail_unreadable(spath, run_id, problem)
+            raise MediaError(path, problem)
+        if not 0 <= st.st_mtime_ns < 2**63:  # the catalog keeps it as a 64-bit integer
+            problem = f"modification time out of range ({st.st_mtime:.0f} s); set it with touch"
+            self.catalog.fail_unreadable(spath, run_id, problem, _camera_or_none(rule, path))
             raise MediaError(path, problem)
 
         current = self.catalog.current_video_at(spath, st, key, self.collection)
@@ -442,35 +486,47 @@ class Ingestor(ArchiveParts):
 
         decoded = self.decode_for_encoder(c.path, info, on_small=feed)
         try:
-            return info, decoded, stream.finish()
+            return info, decoded, retime_segmentation(stream.finish(), decoded.timeline)
         except BaseException:
             decoded.close()
             raise
 
     def _store(
-        self, c: _Claimed, future: Future, progress: Progress
+        self, c: _Claimed, future: Future, progress: _Callback
     ) -> tuple[int, str, Partial | None]:
         """Embed and store a decoded file: the number of events added, where its start time
-        came from, and whether it is partial."""
-        path, spath, st, fp, vid, key = c.path, c.spath, c.st, c.fp, c.vid, c.key
+        came from, and whether it is partial.
+
+        A problem of the file (see :meth:`_file_error`) marks its claim ``failed``, without
+        vectors; the store's, the catalog's or a model's leaves the claim ``pending``.
+        """
         try:
             info, decoded, seg = future.result()
             with decoded:
-                progress("stage", path=path, stage="embed")
+                progress("stage", path=c.path, stage="embed")
                 vectors = self._embed(decoded, seg)
-        except MediaError as e:
-            self.catalog.fail_video(vid, e.problem, spath, st, c.camera)
-            raise
+            origin, origin_source = recorded_at(c.path, info, self.config.timezone)
+            events = self._events(c, seg, origin)
+        except Exception as e:
+            err = self._file_error(c.path, e, progress)
+            self.catalog.fail_video(c.vid, err.problem, c.spath, c.st, c.camera)
+            raise err from e
+        try:
+            return self._commit(c, info, decoded, events, vectors, origin, origin_source, progress)
+        except Exception as e:
+            err = self._file_error(c.path, e, progress)
+            # its vectors may be written: the claim goes failed without them
+            if self.collection in self.store.collections():
+                self.store.delete_video(self.collection, c.vid)
+            self.catalog.fail_video(c.vid, err.problem, c.spath, c.st, c.camera)
+            raise err from e
 
-        origin, origin_source = recorded_at(path, info, self.config.timezone)
-        cam = c.camera
-        partial = (
-            Partial(str(path), decoded.duration_s, info.duration_s) if decoded.partial else None
-        )
-        events = [
+    def _events(self, c: _Claimed, seg: Segmentation, origin: datetime) -> list[Event]:
+        """The catalog rows of ``seg``'s events, dated from the recording's start ``origin``."""
+        return [
             Event(
-                id=event_id(fp, key, ev.index),
-                video_id=vid,
+                id=event_id(c.fp, c.key, ev.index),
+                video_id=c.vid,
                 index=ev.index,
                 start_s=ev.span.start_s,
                 end_s=ev.span.end_s,
@@ -480,6 +536,24 @@ class Ingestor(ArchiveParts):
             )
             for ev in seg.events
         ]
+
+    def _commit(
+        self,
+        c: _Claimed,
+        info: VideoInfo,
+        decoded: Decoded,
+        events: list[Event],
+        vectors: list[np.ndarray],
+        origin: datetime,
+        origin_source: str,
+        progress: Progress,
+    ) -> tuple[int, str, Partial | None]:
+        """Write ``events``' vectors, then the events and ``done`` (one transaction)."""
+        path, spath, st, vid, key = c.path, c.spath, c.st, c.vid, c.key
+        cam = c.camera
+        partial = (
+            Partial(str(path), decoded.duration_s, info.duration_s) if decoded.partial else None
+        )
         progress("stage", path=path, stage="store")
         coll = self.collection
         self.store.ensure_collection(coll, self.encoder.dim)
@@ -533,6 +607,25 @@ class Ingestor(ArchiveParts):
         coll = self.catalog.forget_if_orphaned(vid)
         if coll and coll in self.store.collections():  # any encoder's collection, as it is
             self.store.delete_video(coll, vid)
+
+
+class _Callback:
+    """The caller's progress callback, remembering what it raised: that is never a file's
+    problem (``marc ingest --watch`` raises through it to leave a batch)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self._raised: BaseException | None = None
+
+    def __call__(self, kind: str, **info: Any) -> None:
+        try:
+            self.progress(kind, **info)
+        except BaseException as e:
+            self._raised = e
+            raise
+
+    def raised(self, e: BaseException) -> bool:
+        return e is self._raised
 
 
 def event_point(e: Event, vid: str, camera: str, vector: np.ndarray) -> EventPoint:

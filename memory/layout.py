@@ -43,6 +43,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marc.memory.core.errors import ConfigError, MediaError
+from marc.memory.core.paths import printable
 from marc.memory.probe import VideoInfo
 
 #: Recordings are dated between these years; other values are camera clock defaults or noise.
@@ -236,6 +237,9 @@ class CameraRule:
         Raises:
             MediaError: ``--camera-from REGEX`` does not match the path.
         """
+        return printable(self._camera(path))  # a label: a name that is not UTF-8 shows as \xHH
+
+    def _camera(self, path: Path) -> str:
         if self.camera:
             return self.camera
         folders = _folders(path)

@@ -1,8 +1,9 @@
 """Decode a video once for the whole ingest: TransNetV2 frames and encoder samples in one pass.
 
-:func:`decode` runs exactly one ffmpeg process per file. Its filter graph makes the video
-constant-rate (frame ``i`` is at ``i / fps`` seconds), splits it, and writes two raw RGB streams
-at once, read concurrently by two threads:
+:func:`decode` decodes with exactly one ffmpeg process per file (after a packet-copying scan
+of the frames' times, :mod:`marc.memory.sparse`, which decodes nothing). Its filter graph makes
+the video constant-rate (frame ``i`` is at ``i / fps`` seconds), splits it, and writes two raw
+RGB streams at once, read concurrently by two threads:
 
 - ``small``: every frame squashed to 48x27, what TransNetV2 consumes;
 - ``samples``: the frames nearest to ``k / sample_fps`` seconds, resized so the short side is
@@ -23,6 +24,7 @@ simply makes ffmpeg wait on the pipe. Probing (:func:`probe`, :class:`VideoInfo`
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import math
 import os
@@ -53,6 +55,7 @@ from marc.memory.probe import (
     looks_like_video,
     probe,
 )
+from marc.memory.sparse import Timeline, scan, timeline
 
 __all__ = [
     "SNIFF_BYTES",
@@ -70,6 +73,9 @@ __all__ = [
 SMALL_HW = (27, 48)
 #: Above this many bytes a decoded stream is written to a memory-mapped temp file instead of RAM.
 SPILL_BYTES = 64 << 20
+#: Name prefix of spill files (older versions left ``marc-frames-*.u8`` files behind on a crash;
+#: :func:`clean_spill_files` removes them).
+SPILL_PREFIX = "marc-frames-"
 #: A decode that yields less than this share of the container duration (and misses more than
 #: ``_TRUNCATED_MIN_S`` seconds) is *partial*: a recording cut short (power lost, copy stopped).
 _TRUNCATED_SHARE, _TRUNCATED_MIN_S = 0.9, 1.0
@@ -79,6 +85,8 @@ PIECE_FRAMES = 250
 #: Small frames ffmpeg may decode ahead of a busy ``on_small`` (~10 MB at 48x27): decoding goes on
 #: while the network runs on a window, on the other core.
 AHEAD_FRAMES = 2500
+#: Stands for the input's URL in the graph ffmpeg-python builds.
+_INPUT = "file:marc-input"
 # Decoder threads. Ingest decodes a file before it segments and embeds it, so use the cores
 # (2 vs 1 thread: ~1200 vs ~1000 frames/s on 640x360 H.264, 2 cores; "auto" was slower).
 _THREADS = min(os.cpu_count() or 2, 8)
@@ -109,8 +117,10 @@ class _FrameSink:
         if self.file is None and end > self.spill_bytes:
             if self.tmp_dir is not None:
                 self.tmp_dir.mkdir(parents=True, exist_ok=True)
-            self.file = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in array()
-                dir=self.tmp_dir, prefix="marc-frames-", suffix=".u8", delete=False
+            # No name from the start (O_TMPFILE, else unlinked at once): only the descriptor
+            # holds the space, so even kill -9 never leaves the file behind.
+            self.file = tempfile.TemporaryFile(  # noqa: SIM115 - closed in array()
+                dir=self.tmp_dir, prefix=SPILL_PREFIX, suffix=".u8"
             )
             self.file.write(self.buf[: self.n].data)
             self.buf = np.empty(0, np.uint8)
@@ -130,17 +140,15 @@ class _FrameSink:
             if len(self.buf) > len(used) * 5 // 4:
                 used = used.copy()  # give back the over-allocation
             return used.reshape(count, *self.shape)
-        self.file.close()
-        name = self.file.name
         try:
             if count == 0:
                 return np.empty((0, *self.shape), np.uint8)
-            # copy-on-write: writable like the in-RAM arrays (torch.from_numpy wants that)
-            return np.memmap(name, np.uint8, "c", shape=(count, *self.shape))
+            self.file.flush()
+            # copy-on-write: writable like the in-RAM arrays (torch.from_numpy wants that); the
+            # mapping keeps the pages until the array is dropped (Decoded.close)
+            return np.memmap(self.file, np.uint8, "c", shape=(count, *self.shape))
         finally:
-            # Unlinked while mapped: the pages live until the array is dropped (Decoded.close),
-            # and a crash never leaves the file behind.
-            os.unlink(name)
+            self.file.close()
 
 
 class _StreamSink:
@@ -237,8 +245,11 @@ class Decoded:
             :func:`decode` handed them to ``on_small`` instead.
         samples: ``uint8 [S, image_size, image_size, 3]`` RGB encoder frames, ``sample_fps`` a
             second (at least one); an ``np.memmap`` for long videos (``spill_bytes``).
-        sample_times: ``float64 [S]`` seconds of each sample, increasing.
+        sample_times: ``float64 [S]`` seconds of each sample on the file's timeline, increasing.
         frames: T, the number of decoded frames.
+        timeline: for a file with long pauses between frames, the compact timeline ``small``
+            and the sample indices are on (frame ``i`` at ``timeline.to_file(i / fps)``);
+            ``None``: frame ``i`` is at ``i / fps``. See :mod:`marc.memory.sparse`.
         partial: the decode stopped far short of the container's duration (``info.duration_s``):
             the file was cut off (a recorder lost power) and only ``duration_s`` of it decodes.
     """
@@ -249,11 +260,15 @@ class Decoded:
     samples: np.ndarray
     sample_times: np.ndarray
     frames: int
+    timeline: Timeline | None = None
     partial: bool = False
 
     @property
     def duration_s(self) -> float:
-        """Decoded duration ``T / fps`` (may differ slightly from the container's)."""
+        """Decoded duration ``T / fps`` on the file's timeline (may differ slightly from the
+        container's)."""
+        if self.timeline is not None:
+            return float(self.timeline.to_file(self.frames / self.fps))
         return self.frames / self.fps
 
     def frame_at(self, t: float) -> np.ndarray:
@@ -275,6 +290,43 @@ class Decoded:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def clean_spill_files(tmp_dir: Path) -> int:
+    """Delete spill files that older versions left in ``tmp_dir`` when killed; bytes freed.
+
+    Spill files made now have no name (see :class:`_FrameSink`), so a named one is always stale.
+    """
+    freed = 0
+    for f in Path(tmp_dir).glob(f"{SPILL_PREFIX}*.u8"):
+        try:
+            size = f.stat().st_size
+            f.unlink()
+            freed += size
+        except OSError:
+            continue
+    return freed
+
+
+def temp_bytes(tmp_dir: Path) -> int:
+    """Bytes of temporary files in ``tmp_dir``: those with a name, and (Linux) the nameless
+    spill files that running decodes of this user hold open there."""
+    tmp_dir = Path(tmp_dir)
+    total = 0
+    with contextlib.suppress(OSError):
+        for f in tmp_dir.iterdir():
+            with contextlib.suppress(OSError):
+                total += f.lstat().st_size if f.is_file() else 0
+    prefix = str(tmp_dir.absolute()) + "/"
+    seen: set[tuple[int, int]] = set()
+    for fd in Path("/proc").glob("[0-9]*/fd/*"):
+        with contextlib.suppress(OSError):
+            if os.readlink(fd).startswith(prefix):
+                st = fd.stat()
+                if st.st_nlink == 0 and (st.st_dev, st.st_ino) not in seen:
+                    seen.add((st.st_dev, st.st_ino))
+                    total += st.st_size
+    return total
 
 
 def _sample_step(fps: float, sample_fps: float) -> Fraction:
@@ -306,17 +358,23 @@ def _command(
     sample_fd: int,
     resize_mode: str = "shortest",
     interpolation: str = "bicubic",
+    line: Timeline | None = None,
 ) -> list[str]:
     """ffmpeg argv: small frames to stdout, encoder samples to ``sample_fd``."""
     s = image_size
     step = _sample_step(info.fps, sample_fps)
     p, q = step.numerator, step.denominator
-    src = ffmpeg.input(ffmpeg_url(info.path), threads=_THREADS)
+    # the file's name goes into the argv afterwards: ffmpeg-python hashes its graph as UTF-8
+    # text, and a file name need not be UTF-8
+    src = ffmpeg.input(_INPUT, threads=_THREADS)
     # frame i is the frame on screen at i / fps on the file's timeline, as event_frames() reads
     # events back (the first frame also fills the slots before it, in both outputs alike)
     step = 1 / exact_rate(info.fps)
     cfr = src[str(info.stream)]
-    for name, options in at_frame_filters(0.0, step):
+    filters = at_frame_filters(0.0, step)
+    if line is not None and (shorten := line.setpts()) is not None:
+        filters.insert(1, shorten)  # after settb=AVTB: the pauses' lengths in microseconds
+    for name, options in filters:
         cfr = cfr.filter(name, **options)
     cfr = cfr.split()
     small = cfr[0].filter("scale", SMALL_HW[1], SMALL_HW[0])
@@ -344,7 +402,7 @@ def _command(
     args = ffmpeg.merge_outputs(
         small.output("pipe:1", **raw), sample.output(f"pipe:{sample_fd}", **raw)
     ).get_args()
-    return ffmpeg_command(*args)
+    return ffmpeg_command(*(ffmpeg_url(info.path) if a == _INPUT else a for a in args))
 
 
 def decode(
@@ -390,6 +448,8 @@ def decode(
         info = probe(path)
     if not (sample_fps > 0 and image_size > 0):
         raise ValueError(f"need sample_fps > 0 and image_size > 0, got {sample_fps}, {image_size}")
+    # a file whose frames lie far apart decodes on a compact timeline (marc.memory.sparse)
+    line = timeline(info, scan(info))
     expect = math.ceil(info.duration_s * info.fps) + 2
     sinks = (
         _FrameSink((*SMALL_HW, 3), expect, spill_bytes, tmp_dir)
@@ -406,7 +466,7 @@ def decode(
     write_fd = fcntl.fcntl(w, fcntl.F_DUPFD_CLOEXEC, 3)  # never 0-2, which Popen rewires
     os.close(w)
     try:
-        cmd = _command(info, image_size, sample_fps, write_fd, resize_mode, interpolation)
+        cmd = _command(info, image_size, sample_fps, write_fd, resize_mode, interpolation, line)
         proc = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
@@ -456,7 +516,7 @@ def decode(
         raise MediaError(path, "no video frame could be decoded" + (f" ({problem})" if rc else ""))
     if rc != 0:
         raise MediaError(path, f"ffmpeg failed: {problem}")
-    decoded_s = n_small / info.fps
+    decoded_s = float(line.to_file(n_small / info.fps)) if line else n_small / info.fps
     missing = info.duration_s - decoded_s
     partial = decoded_s < _TRUNCATED_SHARE * info.duration_s and missing > _TRUNCATED_MIN_S
     index = sample_frames(n_small, info.fps, sample_fps)
@@ -465,7 +525,7 @@ def decode(
     # short tail is no reason to fail a file.
     kept = min(len(index), len(samples))
     index, samples = index[:kept], samples[:kept]
-    times = index / info.fps
+    times = index / info.fps if line is None else line.to_file(index / info.fps)
     return Decoded(
         info=info,
         fps=info.fps,
@@ -473,5 +533,6 @@ def decode(
         samples=samples,
         sample_times=times,
         frames=n_small,
+        timeline=line,
         partial=partial,
     )

@@ -54,6 +54,11 @@ class ArchiveParts:
         """The current encoder's collection: where its vectors go, the only one searched."""
         return self.store.collection_name(self.encoder.name, self.encoder.dim)
 
+    @property
+    def tmp_dir(self) -> Path:
+        """Where decodes of long videos spill frames (``MARC_HOME/tmp``)."""
+        return self.config.store.home / "tmp"
+
     def decode_for_encoder(
         self,
         path: Path | str,
@@ -69,7 +74,7 @@ class ArchiveParts:
             image_size=enc.image_size,
             sample_fps=self.config.encoder.sample_fps,
             info=info,
-            tmp_dir=self.config.store.home / "tmp",
+            tmp_dir=self.tmp_dir,
             resize_mode=enc.resize_mode,
             interpolation=enc.interpolation,
             on_small=on_small,

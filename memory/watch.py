@@ -38,9 +38,10 @@ Two threads and two bounded maps::
   ingested is either left without vectors (its claim is redone on the next start) or finished.
   Killing the process instead is safe too (ingest is crash-safe), just not tidy.
 
-Errors: a file's problem (:class:`~marc.memory.core.errors.MediaError`) is in its batch's report and
-the service goes on, exactly as ``marc ingest`` does; any other error (store, catalog, model)
-ends :meth:`IngestService.run` with that error, and a restart catches up.
+Errors: a file's problem (anything but the store's, the catalog's or a model's, see
+``Ingestor._file_error``) and a folder that cannot be listed are in their batch's report and
+the service goes on, exactly as ``marc ingest`` does; a store, catalog or model error ends
+:meth:`IngestService.run` with that error, and a restart catches up.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ from typing import Any
 import watchfiles
 
 from marc.memory.archive import Archive
+from marc.memory.core.errors import MediaError
 from marc.memory.discover import discover, is_video_file
 from marc.memory.forget import ForgetReport
 from marc.memory.ingest import IngestReport, Progress, no_progress
@@ -228,6 +230,17 @@ class IngestService:
 
     # ------------------------------------------------------------------------------ watcher
     def _watch(self) -> None:
+        """Watch until stopped. The watcher cannot name a file whose name is not UTF-8
+        (watchfiles raises on its event): then it starts again, and its catch-up walk, which
+        reads every name, finds the file; stored files are skipped by ingest's fast path."""
+        while not self._stop.is_set():
+            try:
+                self._watch_once()
+            except RuntimeError as e:  # watchfiles' WatchfilesRustInternalError
+                if "decode path" not in str(e):
+                    raise
+
+    def _watch_once(self) -> None:
         tick_ms = round(min(max(self.settle_s / 4, 0.05), 1.0) * 1000)
         changes_seen = watchfiles.watch(
             *self.roots,
@@ -243,7 +256,7 @@ class IngestService:
         started = False
         for changes in changes_seen:
             if not started:  # the watch is up: nothing can fall between the walk and the events
-                self._consider(discover(self.roots))
+                self._consider(discover(self.roots, on_error=self._unreadable))
                 started = True
             added = {Path(p) for change, p in changes if change == watchfiles.Change.added}
             self._look_again({Path(p) for _, p in changes}, added)
@@ -273,7 +286,7 @@ class IngestService:
                 st = None
             if st is not None and stat.S_ISDIR(st.st_mode):
                 if path in added:
-                    self._consider(discover([path]))
+                    self._consider(discover([path], on_error=self._unreadable))
                 continue
             with self._lock:
                 self._ready.pop(path, None)
@@ -303,6 +316,13 @@ class IngestService:
                     self._ready[path] = stamp
                 else:
                     self._pending[path] = (stamp, now)
+            self._lock.notify()
+
+    def _unreadable(self, error: MediaError) -> None:
+        """A folder the walk could not list: its batch's ingest walks it again and reports it as
+        a failure, as ``marc ingest`` does (once per start, or when it is moved in again)."""
+        with self._lock:
+            self._ready[Path(error.path)] = (0, 0)
             self._lock.notify()
 
     def _settle(self) -> None:

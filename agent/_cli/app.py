@@ -16,6 +16,7 @@ models, torch or :mod:`marc.training` at module level, so ``marc --help`` stays 
 
 from __future__ import annotations
 
+import codecs
 import json
 import sys
 import warnings
@@ -28,8 +29,9 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from marc.memory.core.errors import ConfigError, MarcError, one_line
+from marc.memory.core.paths import printable_error, printable_json
 
-__all__ = ["app", "err", "main", "out", "print_json", "setting_error"]
+__all__ = ["app", "err", "json_text", "main", "out", "print_json", "setting_error"]
 
 #: Usage errors' base class (click's, which typer may vendor): found from a public typer name.
 ClickException: type[Exception] = next(
@@ -152,13 +154,23 @@ def settings():
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.write(json_text(data, indent=2) + "\n")
+
+
+def json_text(data: Any, indent: int | None = None) -> str:
+    """``data`` as JSON; an undecodable byte of a file name is written ``\\xHH`` (see
+    :mod:`marc.memory.core.paths`), so the output is always UTF-8."""
+    return printable_json(json.dumps(data, indent=indent, ensure_ascii=False))
 
 
 def require_path(path: Path) -> None:
     """A path named on the command line must exist (exit 2 otherwise)."""
-    if not path.exists() and not path.is_symlink():
-        raise FileNotFoundError(f"{path}: no such file or directory")
+    try:
+        path.lstat()
+    except (FileNotFoundError, NotADirectoryError):
+        raise FileNotFoundError(f"{path}: no such file or directory") from None
+    except OSError:  # there, but we may not look (a folder we cannot enter): the command says
+        pass
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
@@ -170,4 +182,9 @@ def main() -> None:
     import marc.agent._cli  # noqa: F401 - registers every command group on `app`
 
     warnings.formatwarning = _one_line_warning  # stderr stays one line per problem
+    # a file name that is not UTF-8 is shown with its undecodable bytes as \xHH, never a crash
+    codecs.register_error("marc.printable", printable_error)
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="marc.printable")
     app()

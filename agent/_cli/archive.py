@@ -168,6 +168,7 @@ def status(as_json: JsonOpt = False) -> None:
     if st["damaged"]:
         out.print(f"{'':>13}  run `marc repair` to rebuild them from the video files")
     out.print(f"{'vector_store':>13}: {st['vector_store']}", highlight=False)
+    out.print(f"{'temp':>13}: {st['temp_bytes'] / 2**20:.1f} MiB", highlight=False)
     if st["cameras"]:
         table = Table("camera", "videos", "events", "failed")
         for name, c in st["cameras"].items():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -16,7 +15,16 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from marc.agent._cli.app import JsonOpt, app, err, out, print_json, require_path, settings
+from marc.agent._cli.app import (
+    JsonOpt,
+    app,
+    err,
+    json_text,
+    out,
+    print_json,
+    require_path,
+    settings,
+)
 from marc.memory.core.errors import ConfigError, MarcError
 
 
@@ -63,7 +71,9 @@ def _warn(lines: list[str], console: Any = None) -> None:
 @app.command()
 def ingest(
     paths: Annotated[
-        list[Path], typer.Argument(help="Video files and folders (searched recursively).")
+        list[Path],
+        # readable=False: an unreadable file is that file's failure line, not the batch's end
+        typer.Argument(help="Video files and folders (searched recursively).", readable=False),
     ],
     camera: Annotated[
         str | None,
@@ -177,7 +187,7 @@ def _ingest_watch(
     def on_batch(batch: Batch) -> None:
         bars.close()
         if as_json:
-            sys.stdout.write(json.dumps(batch.to_json(), ensure_ascii=False) + "\n")
+            sys.stdout.write(json_text(batch.to_json()) + "\n")
             sys.stdout.flush()
             return
         now = datetime.now().strftime("%H:%M:%S")

@@ -31,6 +31,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from marc.memory.core.paths import from_stored, to_stored
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
@@ -52,6 +54,32 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class FilePath(TypeDecorator[str]):
+    """A file path, stored losslessly even when its name is not UTF-8.
+
+    Python holds such a name's undecodable bytes as lone surrogates (``os.fsdecode``), which
+    neither SQLite nor PostgreSQL text accepts; they are stored percent-escaped with a trailing
+    ``/`` (:func:`marc.memory.core.paths.to_stored`) and read back exactly. UTF-8 paths are stored
+    as they are, so existing catalogs need no migration.
+    """
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect) -> str | None:
+        return None if value is None else to_stored(value)
+
+    def process_result_value(self, value: str | None, dialect) -> str | None:
+        return None if value is None else from_stored(value)
+
+
+class FilePathText(FilePath):
+    """:class:`FilePath` in a ``TEXT`` column."""
+
+    impl = Text
+    cache_ok = True
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -65,7 +93,7 @@ class Video(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     fingerprint: Mapped[str | None] = mapped_column(String(64), unique=True)
-    path: Mapped[str] = mapped_column(Text)  # where it was last seen
+    path: Mapped[str] = mapped_column(FilePathText)  # where it was last seen
     camera: Mapped[str] = mapped_column(String(255), default="")
     duration_s: Mapped[float | None] = mapped_column(Float)  # as decoded
     # the container's duration of a recording that decoded only in part (None: whole)
@@ -99,7 +127,7 @@ class Video(Base):
 class VideoPath(Base):
     __tablename__ = "video_paths"
 
-    path: Mapped[str] = mapped_column(String(4096), primary_key=True)
+    path: Mapped[str] = mapped_column(FilePath(4096), primary_key=True)
     video_id: Mapped[str] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), index=True)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     mtime_ns: Mapped[int] = mapped_column(BigInteger)
@@ -122,7 +150,7 @@ class Event(Base):
     end_s: Mapped[float] = mapped_column(Float)
     start_at: Mapped[datetime] = mapped_column(UTCDateTime)
     end_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    boundary: Mapped[str] = mapped_column(String(16))  # start|cut|activity|length
+    boundary: Mapped[str] = mapped_column(String(16))  # start|cut|activity|length|gap
 
     video: Mapped[Video] = relationship(back_populates="events")
 

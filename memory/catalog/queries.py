@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from marc.memory.catalog.models import Event, Video, VideoPath
 from marc.memory.core.events import Filters
+from marc.memory.core.paths import is_utf8
 from marc.memory.fingerprint import fingerprint, video_id
 
 
@@ -222,7 +223,8 @@ class CatalogQueries:
             FileNotFoundError: it is none of these.
         """
         with self.session() as s:
-            if isinstance(video, str) and s.get(Video, video) is not None:
+            # ids are ASCII; a file name need not even be UTF-8
+            if isinstance(video, str) and is_utf8(video) and s.get(Video, video) is not None:
                 return video
             vp = s.get(VideoPath, str(Path(video).absolute()))
             if vp is not None:

@@ -24,7 +24,7 @@ from typing import Literal
 
 from marc.memory.core.timeline import Span
 
-Boundary = Literal["start", "cut", "activity", "length"]
+Boundary = Literal["start", "cut", "activity", "length", "gap"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +36,8 @@ class EventSpan:
         span: the frames ``[start_frame, end_frame)`` it covers, as a :class:`Span`.
         boundary: why the event starts where it does: ``"start"`` (frame 0), ``"cut"`` (a shot
             cut), ``"activity"`` (activity started or stopped), ``"length"`` (the previous
-            event would have been longer than ``max_event_s``).
+            event would have been longer than ``max_event_s``), ``"gap"`` (a pause without frames
+            starts or ends: :mod:`marc.memory.sparse`).
     """
 
     index: int

@@ -67,6 +67,8 @@ from marc.memory.stores.base import (
 )
 
 META_FILE = "marc-collection.json"
+#: Free disk a new shard needs: its two mapped 32 MiB write-ahead-log segments.
+SHARD_FREE_BYTES = 64 << 20
 _BATCH = 512  # points per WAL record
 _SCHEMA = {"keyword": qe.PayloadSchemaType.Keyword, "datetime": qe.PayloadSchemaType.Datetime}
 #: HNSW graph degree and build beam of new shards (Qdrant's defaults are 16 and 100).
@@ -339,6 +341,15 @@ class EdgeStore(VectorStore):
             pid = stale.name.rsplit("-", 1)[-1]
             if not (pid.isdigit() and pid_alive(int(pid))):
                 shutil.rmtree(stale, ignore_errors=True)
+        # Qdrant Edge maps its write-ahead log and segments as files it then writes through the
+        # mapping: on a disk without room for them, a write is a SIGBUS, not an error.
+        free = shutil.disk_usage(where.parent).free
+        if free < SHARD_FREE_BYTES:
+            raise StoreError(
+                f"{where.parent}: a new vector collection needs {SHARD_FREE_BYTES >> 20} MiB free "
+                f"on its disk (Qdrant Edge maps its write-ahead log), {free / 2**20:.1f} MiB is "
+                "free; free some space or set MARC_HOME to a larger disk"
+            )
         tmp = where.with_name(f"{where.name}.creating-{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
