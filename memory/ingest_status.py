@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from marc.memory.core.paths import printable, printable_json
 from marc.memory.ingest import Progress, no_progress
 from marc.memory.process import pid_alive
 
@@ -85,13 +86,16 @@ class StatusFile:
             st["total"] += int(info.get("total", 0))
             force = True
         elif kind in ("file", "stage"):
-            st["current"] = {"path": str(info.get("path", "")), "stage": info.get("stage")}
+            st["current"] = {
+                "path": printable(str(info.get("path", ""))),
+                "stage": info.get("stage"),
+            }
         elif kind == "result":
             outcome = info.get("outcome")
             st["done"] += 1
             if outcome in ("ingested", "skipped", "failed"):
                 st[outcome] += 1
-            entry = {"path": str(info.get("path", "")), "at": _now()}
+            entry = {"path": printable(str(info.get("path", ""))), "at": _now()}
             if outcome == "failed":
                 st["failures"] = [*st["failures"], {**entry, "error": info.get("error")}][-KEEP:]
             elif outcome == "ingested":
@@ -109,7 +113,7 @@ class StatusFile:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_name(f".{self.path.name}.part")
-            tmp.write_text(json.dumps(self.state, ensure_ascii=False))
+            tmp.write_text(printable_json(json.dumps(self.state, ensure_ascii=False)), "utf-8")
             os.replace(tmp, self.path)
         except OSError:  # a status the ingest cannot write never stops the ingest
             pass
