@@ -79,7 +79,8 @@ def test_rerun_copy_and_rename_are_skipped_by_content(
     assert first.ingested == 1 and first.events_added == len(ids) > 0
 
     again = archive.ingest([root])
-    assert again.to_json() == {"ingested": 0, "skipped": 1, "failed": [], "events_added": 0}
+    counts = {k: again.to_json()[k] for k in ("ingested", "skipped", "failed", "events_added")}
+    assert counts == {"ingested": 0, "skipped": 1, "failed": [], "events_added": 0}
 
     _copy(a, root / "cam2" / "copy of a.mp4")  # byte-identical copy
     a.rename(root / "cam1" / "renamed.mp4")
